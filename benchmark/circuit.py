@@ -1,0 +1,122 @@
+"""The masked forward: run a model with a circuit, each reader seeing only its kept edges.
+
+Each reader's input is the sum over its writers, in graph order, of
+`mask * clean_output + (1 - mask) * ablated_output`. With every mask at 1 this adds exactly the
+same numbers in the same order as the plain residual stream, so the circuit forward of the full
+graph equals the plain model bit for bit. Masks may be continuous and carry gradients (Edge
+Pruning trains them), and may differ per example (a mask of shape [B, n_edges]).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmark.graph import Graph, ReaderGroup
+
+ABLATIONS = ("zero", "resample", "mean")
+
+
+@dataclass
+class Recording:
+    """What a run leaves behind for methods that need it (EAP's gradients, ACDC's cache).
+
+    `writers[w]` is writer w's output [B, S, D]; `group_inputs[g]` is reader group g's input
+    [B, P, S, D] (one slice per port, in the group's port order).
+    """
+
+    writers: list = field(default_factory=list)
+    group_inputs: list = field(default_factory=list)
+
+
+def graph_of(model) -> Graph:
+    graph = getattr(model, "_graph", None)
+    if graph is None:
+        graph = Graph.for_model(model)
+        model._graph = graph
+    return graph
+
+
+def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                ablated: torch.Tensor | None = None, *, record: Recording | None = None,
+                start: Recording | None = None, start_group: int = 0,
+                embeddings: tuple | None = None) -> torch.Tensor:
+    """Outputs [B, S, n_outputs] of `model` on `tokens` with edges weighted by `mask`.
+
+    mask: None (every edge kept), [n_edges] or [B, n_edges], canonical edge order.
+    ablated: what a removed edge carries, [W, B or 1, S, D] per writer; None means zero.
+    start/start_group: reuse the writer outputs of an earlier run for every group before
+        `start_group` (ACDC re-runs only what an ablated edge changes).
+    embeddings: override the (token, position) writer outputs (EAP-IG interpolates them).
+    """
+    graph = graph_of(model)
+    if start is not None:
+        first_writer = graph.groups[start_group].n_writers_before
+        writers = list(start.writers[:first_writer])
+    else:
+        start_group = 0
+        writers = list(embeddings if embeddings is not None else model.embed(tokens))
+    if record is not None:
+        record.writers, record.group_inputs = writers, [None] * len(graph.groups)
+        if start is not None:
+            record.group_inputs[:start_group] = start.group_inputs[:start_group]
+    mask_rows = None if mask is None else (mask if mask.dim() == 2 else mask.unsqueeze(0))
+    for g in range(start_group, len(graph.groups)):
+        group = graph.groups[g]
+        x = _group_input(group, writers, mask_rows, ablated)
+        if record is not None:
+            record.group_inputs[g] = x
+        if group.kind == "attn":
+            b, _, s, d = x.shape
+            qkv = x.view(b, model.n_heads, 3, s, d)
+            heads = model.attention(group.layer, qkv[:, :, 0].contiguous(),
+                                    qkv[:, :, 1].contiguous(), qkv[:, :, 2].contiguous())
+            writers.extend(heads.unbind(1))
+        elif group.kind == "mlp":
+            writers.append(model.mlp(group.layer, x[:, 0]))
+        else:
+            return model.unembed(x[:, 0])
+    raise AssertionError("graph has no logits group")
+
+
+def _group_input(group: ReaderGroup, writers, mask_rows, ablated) -> torch.Tensor:
+    n_ports = len(group.ports)
+    if mask_rows is None:
+        total = writers[0]
+        for w in range(1, group.n_writers_before):
+            total = total + writers[w]
+        return total.unsqueeze(1).expand(-1, n_ports, -1, -1).contiguous()
+    m = mask_rows[:, group.edge_index.to(mask_rows.device)]  # [B or 1, W, P]
+    total = None
+    for w in range(group.n_writers_before):
+        keep = m[:, w, :, None, None]
+        term = keep * writers[w].unsqueeze(1)
+        if ablated is not None:
+            term = term + (1 - keep) * ablated[w].unsqueeze(1)
+        total = term if total is None else total + term
+    return total
+
+
+def writer_outputs(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Every writer's output on a plain run, stacked [W, B, S, D]."""
+    rec = Recording()
+    run_circuit(model, tokens, record=rec)
+    return torch.stack(rec.writers)
+
+
+def ablated_outputs(model, kind: str, tokens: torch.Tensor, corrupted: torch.Tensor | None = None,
+                    reference: torch.Tensor | None = None) -> torch.Tensor | None:
+    """What removed edges carry: None for zero ablation, the writers' outputs on the paired
+    corrupted inputs for resample ablation, or their mean over a reference set for mean ablation.
+    """
+    if kind == "zero":
+        return None
+    if kind == "resample":
+        if corrupted is None or corrupted.shape != tokens.shape:
+            raise ValueError("resample ablation needs corrupted inputs paired with the clean ones "
+                             f"(same shape {tuple(tokens.shape)})")
+        return writer_outputs(model, corrupted)
+    if kind == "mean":
+        ref = reference if reference is not None else tokens
+        return writer_outputs(model, ref).mean(dim=1, keepdim=True)
+    raise ValueError(f"unknown ablation {kind!r}; known: {', '.join(ABLATIONS)}")

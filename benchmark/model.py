@@ -1,0 +1,134 @@
+"""Torch transformers that the graph and the masked forward run on.
+
+`GraphModel` is the small interface every backend provides: the blocks of a residual transformer
+as separate functions, so that the masked forward (benchmark.circuit) can feed each reader its own
+input. `TracrTransformer` is the first backend: tracr's architecture (no layer norm, ReLU MLPs,
+bidirectional attention with scores divided by sqrt(key_size)) loaded from a compiled artifact,
+with no jax anywhere.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from benchmark.artifact import Artifact
+
+
+class GraphModel(nn.Module):
+    """A residual transformer seen as blocks.
+
+    Shapes: tokens [B, S]; residual-stream tensors [B, S, D]; head inputs and outputs
+    [B, H, S, D], one slice per head, so that each head's query, key and value can differ.
+    """
+
+    n_layers: int
+    n_heads: int
+    d_model: int
+
+    def embed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token and position embeddings, the graph's two input writers."""
+        raise NotImplementedError
+
+    def attention(self, layer: int, q_in, k_in, v_in) -> torch.Tensor:
+        """Every head of one layer: inputs [B, H, S, D] each, output [B, H, S, D]."""
+        raise NotImplementedError
+
+    def mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Final residual [B, S, D] to outputs [B, S, n_outputs]."""
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The plain model: a residual stream that every block adds to in graph order."""
+        from benchmark.circuit import run_circuit  # one code path for plain and masked runs
+        return run_circuit(self, tokens)
+
+
+class TracrTransformer(GraphModel):
+    def __init__(self, artifact: Artifact):
+        super().__init__()
+        meta, arr = artifact.meta, artifact.arrays
+        self.meta = meta
+        self.n_layers = meta["n_layers"]
+        self.n_heads = meta["n_heads"]
+        self.d_model = meta["d_model"]
+        self.key_size = meta["key_size"]
+        t = lambda name: nn.Parameter(torch.from_numpy(arr[name].astype("float32")),
+                                      requires_grad=False)
+        self.tok_embed = t("tok_embed")
+        self.pos_embed = t("pos_embed")
+        names = ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "w1", "b1", "w2", "b2"]
+        self.blocks = nn.ModuleList()
+        for layer in range(self.n_layers):
+            block = nn.Module()
+            for n in names:
+                setattr(block, n, t(f"l{layer}_{n}"))
+            self.blocks.append(block)
+        # tracr stores no unembedding: the outputs are the residual dims of the output space.
+        self.register_buffer("output_dims", torch.tensor(meta["output_dims"], dtype=torch.long))
+        self.scale = math.sqrt(self.key_size)
+
+    def embed(self, tokens):
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.tok_embed[tokens], self.pos_embed[positions].expand(tokens.shape[0], -1, -1)
+
+    def attention(self, layer, q_in, k_in, v_in):
+        b = self.blocks[layer]
+        # [B,H,S,D] x [H,D,K] -> [B,H,S,K]
+        q = torch.einsum("bhsd,hdk->bhsk", q_in, b.wq) + b.bq[:, None, :]
+        k = torch.einsum("bhsd,hdk->bhsk", k_in, b.wk) + b.bk[:, None, :]
+        v = torch.einsum("bhsd,hdk->bhsk", v_in, b.wv) + b.bv[:, None, :]
+        scores = torch.einsum("bhsk,bhtk->bhst", q, k) / self.scale
+        pattern = torch.softmax(scores, dim=-1)
+        z = torch.einsum("bhst,bhtk->bhsk", pattern, v)
+        return torch.einsum("bhsk,hkd->bhsd", z, b.wo)
+
+    def mlp(self, layer, x):
+        b = self.blocks[layer]
+        return torch.relu(x @ b.w1 + b.b1) @ b.w2 + b.b2
+
+    def unembed(self, x):
+        return x[..., self.output_dims]
+
+    @property
+    def output_kind(self) -> str:
+        return self.meta["output_kind"]
+
+    # Residual dims each writer writes and each reader port reads: the structural ground truth.
+    def write_dims(self, writer: str) -> frozenset[int]:
+        if writer in ("tok_embeds", "pos_embeds"):
+            w = self.tok_embed if writer == "tok_embeds" else self.pos_embed
+            return _nonzero(w, dim=0)
+        layer, head = _parse_node(writer)
+        b = self.blocks[layer]
+        if head is None:
+            return _nonzero(b.w2, dim=0) | _nonzero(b.b2[None], dim=0)
+        return _nonzero(b.wo[head], dim=0)
+
+    def read_dims(self, port: str) -> frozenset[int]:
+        if port == "logits":
+            return frozenset(self.output_dims.tolist())
+        if port.endswith(">"):
+            node, kind = port[:-3], port[-2]
+            layer, head = _parse_node(node)
+            w = getattr(self.blocks[layer], f"w{kind}")[head]  # [D, K]
+            return _nonzero(w, dim=1)
+        layer, _ = _parse_node(port)
+        return _nonzero(self.blocks[layer].w1, dim=1)
+
+
+def _nonzero(w: torch.Tensor, dim: int) -> frozenset[int]:
+    """Indices along the other axis with any non-zero entry (dim is the axis reduced over)."""
+    return frozenset(torch.nonzero((w != 0).any(dim=dim)).flatten().tolist())
+
+
+def _parse_node(node: str) -> tuple[int, int | None]:
+    """`a2.h1` -> (2, 1); `m3` -> (3, None)."""
+    if node.startswith("a"):
+        layer, head = node[1:].split(".h")
+        return int(layer), int(head)
+    return int(node[1:]), None

@@ -1,0 +1,72 @@
+"""Name -> object registries for tasks and methods, filled from two places.
+
+Built-ins are the modules of a package (`tasks/`, `methods/`) that define a module-level
+attribute (`TASK`, `ADAPTER`): adding one is writing one module. Outside packages register
+through an entry-point group (`circuitbench.tasks`, `circuitbench.methods`) whose value points
+at the object. A name registered twice is an error that names both sources; an unknown name is
+an error that lists the known ones.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+
+class RegistryError(KeyError):
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class Registry:
+    def __init__(self, kind: str, package: str, attribute: str, group: str):
+        self.kind, self.package, self.attribute, self.group = kind, package, attribute, group
+        self._items: dict | None = None
+        self._sources: dict = {}
+
+    def _load(self) -> dict:
+        if self._items is not None:
+            return self._items
+        items: dict = {}
+        pkg = importlib.import_module(self.package)
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{self.package}.{info.name}")
+            obj = getattr(module, self.attribute, None)
+            if obj is not None:
+                self._add(items, obj, f"module {module.__name__}")
+        for ep in entry_points(group=self.group):
+            self._add(items, ep.load(), f"entry point {ep.name} = {ep.value}")
+        self._items = items
+        return items
+
+    def _add(self, items: dict, obj, source: str) -> None:
+        name = obj.name
+        if name in items:
+            raise RegistryError(f"{self.kind} {name!r} is registered twice: by "
+                                f"{self._sources[name]} and by {source}; rename one of them")
+        items[name] = obj
+        self._sources[name] = source
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    def get(self, name: str):
+        items = self._load()
+        if name not in items:
+            raise RegistryError(f"unknown {self.kind} {name!r}; known {self.kind}s: "
+                                f"{', '.join(sorted(items))}")
+        return items[name]
+
+    def register(self, obj, source: str = "register()"):
+        """Add an object at run time (tests, notebooks)."""
+        self._add(self._load(), obj, source)
+        return obj
+
+    def reset(self) -> None:
+        self._items, self._sources = None, {}
+
+
+TASKS = Registry("task", "tasks", "TASK", "circuitbench.tasks")
+METHODS = Registry("method", "methods", "ADAPTER", "circuitbench.methods")

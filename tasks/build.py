@@ -1,0 +1,44 @@
+"""Build a task's artifact: compile and verify (tracr), then derive its ground truth (torch)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from benchmark.artifact import Artifact
+from benchmark.ground_truth import derive_ground_truth
+from benchmark.inputs import verification_inputs
+from benchmark.model import TracrTransformer
+from tasks.spec import TaskSpec
+from tasks.tracr_compile import build_artifact
+
+MAX_ALL_PAIRS = 70_000  # every ordered pair of inputs up to this many, else sampled partners
+PARTNERS = 16
+
+
+def ground_truth_inputs(spec: TaskSpec, meta: dict):
+    """The task's input set and the clean/corrupted pairs that define resample ablation."""
+    tokens, _ = verification_inputs(meta["symbol_ids"], spec.length, spec.inputs, meta["bos_id"],
+                                    spec.max_verify_inputs)
+    n = len(tokens)
+    if n * (n - 1) <= MAX_ALL_PAIRS:
+        i, j = np.nonzero(~np.eye(n, dtype=bool))
+    else:
+        rng = np.random.default_rng(0)
+        i = np.repeat(np.arange(n), PARTNERS)
+        j = (i + rng.integers(1, n, size=len(i))) % n
+    t = torch.from_numpy
+    return t(tokens), t(tokens[i]), t(tokens[j])
+
+
+def build_task_artifact(spec: TaskSpec) -> Artifact:
+    artifact = build_artifact(spec)
+    t0 = time.perf_counter()
+    model = TracrTransformer(artifact)
+    tokens, clean, corrupted = ground_truth_inputs(spec, artifact.meta)
+    artifact.meta["ground_truth"] = derive_ground_truth(model, tokens, clean, corrupted,
+                                                        spec.output, spec.numerical_atol)
+    artifact.meta["ground_truth_inputs"] = {"n_inputs": len(tokens), "n_pairs": len(clean)}
+    artifact.meta["ground_truth_seconds"] = round(time.perf_counter() - t0, 3)
+    return artifact
