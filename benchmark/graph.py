@@ -46,6 +46,8 @@ class Graph:
         self.readers: list[str] = [p for g in self.groups for p in g.ports]
         self.edge_to_index = {e: i for i, e in enumerate(self.edges)}
         self.writer_to_index = {w: i for i, w in enumerate(self.writers)}
+        self._edge_group = [g for g, group in enumerate(self.groups)
+                            for _ in range(group.edge_index.numel())]
 
     def _add_group(self, kind, layer, ports):
         n = len(self.writers)
@@ -78,13 +80,9 @@ class Graph:
     def edges_from_mask(self, mask, threshold: float = 0.5) -> frozenset[str]:
         return frozenset(e for e, m in zip(self.edges, mask.tolist()) if m > threshold)
 
-    def reader_index(self, edge: str) -> int:
-        """The position of an edge's group in topological order (for ACDC's traversal)."""
-        i = self.edge_to_index[edge]
-        for g, group in enumerate(self.groups):
-            if i <= int(group.edge_index.max()):
-                return g
-        raise AssertionError(edge)
+    def group_of_edge(self, edge: str) -> int:
+        """The index of the reader group an edge feeds (groups are in topological order)."""
+        return self._edge_group[self.edge_to_index[edge]]
 
     @staticmethod
     def split(edge: str) -> tuple[str, str]:

@@ -6,6 +6,10 @@
 - zero: the structural edges whose zero-ablation alone changes some non-BOS answer.
 - resample: the same under resample ablation over clean/corrupted pairs.
 
+Where single-edge necessity is not enough (an edge matters alone but becomes redundant once other
+edges are gone, as in tracr's shuffle_dyck), the set is pruned greedily, latest reader first,
+until every remaining edge is necessary; the pruned edges are reported, not hidden.
+
 Every convention is validated when built: keeping only its edges reproduces the full model's
 answers under the matching ablation and, for zero and resample, dropping any one of its edges
 changes them. A failure raises GroundTruthError, never a silently wrong ground truth.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.circuit import ablated_outputs, graph_of, run_circuit
+from benchmark.circuit import Recording, ablated_outputs, graph_of, run_circuit
 from benchmark.metrics import changed_examples
 
 CONVENTIONS = ("structural", "zero", "resample")
@@ -35,57 +39,92 @@ def structural_edges(model) -> frozenset[str]:
     return frozenset(kept)
 
 
-def _changes(model, kind, atol, tokens, ablated, full, mask) -> bool:
+def _changes(model, kind, atol, tokens, ablated, full, mask, start=None, group=0) -> bool:
     with torch.no_grad():
-        out = run_circuit(model, tokens, mask, ablated)
+        out = run_circuit(model, tokens, mask, ablated, start=start, start_group=group)
     return bool(changed_examples(full, out, kind, atol).any())
 
 
 def necessary_edges(model, candidates, tokens, ablated, kind, atol) -> frozenset[str]:
     """Candidates whose single ablation (from the full model) changes some answer."""
     graph = graph_of(model)
+    cache = Recording()
     with torch.no_grad():
-        full = run_circuit(model, tokens)
+        full = run_circuit(model, tokens, record=cache)
     ones = torch.ones(graph.n_edges)
     kept = []
     for edge in sorted(candidates, key=graph.edge_to_index.get):
         mask = ones.clone()
         mask[graph.edge_to_index[edge]] = 0.0
-        if _changes(model, kind, atol, tokens, ablated, full, mask):
+        # only the edge's reader and what follows it change: reuse the rest of the full run
+        if _changes(model, kind, atol, tokens, ablated, full, mask, cache,
+                    graph.group_of_edge(edge)):
             kept.append(edge)
     return frozenset(kept)
+
+
+def _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache) -> bool:
+    """Does removing `edge` from the circuit `kept` (whose run is cached) change an answer?"""
+    graph = graph_of(model)
+    mask = graph.mask_from_edges(kept - {edge})
+    return _changes(model, kind, atol, tokens, ablated, full, mask, cache,
+                    graph.group_of_edge(edge))
+
+
+def _circuit_run(model, kept, tokens, ablated) -> Recording:
+    cache = Recording()
+    with torch.no_grad():
+        run_circuit(model, tokens, graph_of(model).mask_from_edges(kept), ablated, record=cache)
+    return cache
+
+
+def prune_to_necessary(model, edges, tokens, ablated, kind, atol) -> tuple[frozenset, list]:
+    """Drop edges that are not necessary within the circuit, latest reader first."""
+    graph = graph_of(model)
+    with torch.no_grad():
+        full = run_circuit(model, tokens)
+    kept, pruned = set(edges), []
+    cache = _circuit_run(model, kept, tokens, ablated)
+    for edge in sorted(edges, key=graph.edge_to_index.get, reverse=True):
+        if not _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache):
+            kept.discard(edge)
+            pruned.append(edge)
+            cache = _circuit_run(model, kept, tokens, ablated)
+    return frozenset(kept), pruned
 
 
 def validate(model, edges, tokens, ablated, kind, atol, name, check_necessary: bool) -> None:
     graph = graph_of(model)
     with torch.no_grad():
         full = run_circuit(model, tokens)
-    mask = graph.mask_from_edges(edges)
-    if _changes(model, kind, atol, tokens, ablated, full, mask):
+    if _changes(model, kind, atol, tokens, ablated, full, graph.mask_from_edges(edges)):
         raise GroundTruthError(f"{name} ground truth ({len(edges)} edges) is not sufficient: "
                                "keeping only its edges changes the model's answers")
     if check_necessary:
+        kept = set(edges)
+        cache = _circuit_run(model, kept, tokens, ablated)
         for edge in edges:
-            m = mask.clone()
-            m[graph.edge_to_index[edge]] = 0.0
-            if not _changes(model, kind, atol, tokens, ablated, full, m):
+            if not _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache):
                 raise GroundTruthError(f"{name} ground truth: edge {edge} is not necessary "
                                        "(dropping it from the circuit changes no answer)")
 
 
 def derive_ground_truth(model, tokens: torch.Tensor, clean: torch.Tensor,
-                        corrupted: torch.Tensor, kind: str, atol: float) -> dict[str, list[str]]:
-    """All three conventions, validated. `tokens`: the task's inputs; (clean, corrupted): the
-    pairs that define resample ablation."""
+                        corrupted: torch.Tensor, kind: str, atol: float) -> dict:
+    """All three conventions, validated, plus the edges pruned for redundancy (usually none).
+    `tokens`: the task's inputs; (clean, corrupted): the pairs that define resample ablation."""
     graph = graph_of(model)
     structural = structural_edges(model)
     validate(model, structural, tokens, None, kind, atol, "structural", check_necessary=False)
-    zero = necessary_edges(model, structural, tokens, None, kind, atol)
-    validate(model, zero, tokens, None, kind, atol, "zero", check_necessary=True)
     with torch.no_grad():
         resampled = ablated_outputs(model, "resample", clean, corrupted)
-    resample = necessary_edges(model, structural, clean, resampled, kind, atol)
-    validate(model, resample, clean, resampled, kind, atol, "resample", check_necessary=True)
+    result, pruned = {"structural": structural}, {}
+    for name, inputs, ablated in (("zero", tokens, None), ("resample", clean, resampled)):
+        edges = necessary_edges(model, structural, inputs, ablated, kind, atol)
+        edges, pruned[name] = prune_to_necessary(model, edges, inputs, ablated, kind, atol)
+        validate(model, edges, inputs, ablated, kind, atol, name, check_necessary=True)
+        result[name] = edges
     order = graph.edge_to_index.get
-    return {name: sorted(edges, key=order) for name, edges in
-            (("structural", structural), ("zero", zero), ("resample", resample))}
+    out = {name: sorted(edges, key=order) for name, edges in result.items()}
+    out["pruned_as_redundant"] = {k: sorted(v, key=order) for k, v in pruned.items()}
+    return out

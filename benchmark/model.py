@@ -20,7 +20,7 @@ class GraphModel(nn.Module):
     """A residual transformer seen as blocks.
 
     Shapes: tokens [B, S]; residual-stream tensors [B, S, D]; head inputs and outputs
-    [B, H, S, D], one slice per head, so that each head's query, key and value can differ.
+    [H, B, S, D], one slice per head, so that each head's query, key and value can differ.
     """
 
     n_layers: int
@@ -32,7 +32,7 @@ class GraphModel(nn.Module):
         raise NotImplementedError
 
     def attention(self, layer: int, q_in, k_in, v_in) -> torch.Tensor:
-        """Every head of one layer: inputs [B, H, S, D] each, output [B, H, S, D]."""
+        """Every head of one layer: inputs [H, B, S, D] each, output [H, B, S, D]."""
         raise NotImplementedError
 
     def mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
@@ -78,14 +78,14 @@ class TracrTransformer(GraphModel):
 
     def attention(self, layer, q_in, k_in, v_in):
         b = self.blocks[layer]
-        # [B,H,S,D] x [H,D,K] -> [B,H,S,K]
-        q = torch.einsum("bhsd,hdk->bhsk", q_in, b.wq) + b.bq[:, None, :]
-        k = torch.einsum("bhsd,hdk->bhsk", k_in, b.wk) + b.bk[:, None, :]
-        v = torch.einsum("bhsd,hdk->bhsk", v_in, b.wv) + b.bv[:, None, :]
-        scores = torch.einsum("bhsk,bhtk->bhst", q, k) / self.scale
+        # [H,B,S,D] x [H,D,K] -> [H,B,S,K]
+        q = torch.einsum("hbsd,hdk->hbsk", q_in, b.wq) + b.bq[:, None, None, :]
+        k = torch.einsum("hbsd,hdk->hbsk", k_in, b.wk) + b.bk[:, None, None, :]
+        v = torch.einsum("hbsd,hdk->hbsk", v_in, b.wv) + b.bv[:, None, None, :]
+        scores = torch.einsum("hbsk,hbtk->hbst", q, k) / self.scale
         pattern = torch.softmax(scores, dim=-1)
-        z = torch.einsum("bhst,bhtk->bhsk", pattern, v)
-        return torch.einsum("bhsk,hkd->bhsd", z, b.wo)
+        z = torch.einsum("hbst,hbtk->hbsk", pattern, v)
+        return torch.einsum("hbsk,hkd->hbsd", z, b.wo)
 
     def mlp(self, layer, x):
         b = self.blocks[layer]
@@ -93,6 +93,18 @@ class TracrTransformer(GraphModel):
 
     def unembed(self, x):
         return x[..., self.output_dims]
+
+    def reference_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tracr's forward written plainly (one residual stream, all heads from one input), as
+        an independent check of the graph-based forward."""
+        tok, pos = self.embed(tokens)
+        resid = tok + pos
+        for layer in range(self.n_layers):
+            x = resid.unsqueeze(0).expand(self.n_heads, -1, -1, -1)
+            for head_out in self.attention(layer, x, x, x):
+                resid = resid + head_out
+            resid = resid + self.mlp(layer, resid)
+        return self.unembed(resid)
 
     @property
     def output_kind(self) -> str:

@@ -45,7 +45,7 @@ def spec_key(spec) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-_GT_VERSION = "1"
+_GT_VERSION = "2"
 
 
 def artifact_path(spec, directory: Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from benchmark.model import TracrTransformer
 from tasks.spec import TaskSpec
 from tasks.tracr_compile import build_artifact
 
-MAX_ALL_PAIRS = 70_000  # every ordered pair of inputs up to this many, else sampled partners
+MAX_ALL_PAIRS = 10_000  # every ordered pair of inputs up to this many, else sampled partners
 PARTNERS = 16
 
 
