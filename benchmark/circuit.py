@@ -27,6 +27,7 @@ class Recording:
 
     writers: list = field(default_factory=list)
     group_inputs: list = field(default_factory=list)
+    keep_inputs: bool = True  # False saves memory when only writer outputs are needed
 
 
 def graph_of(model) -> Graph:
@@ -71,7 +72,7 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
             x = resid.unsqueeze(0).expand(len(group.ports), -1, -1, -1)
         else:
             x = group_input(group, writers, mask_rows, ablated)  # [P, B, S, D]
-        if record is not None:
+        if record is not None and record.keep_inputs:
             record.group_inputs[g] = x
         if group.kind == "attn":
             p, b, s, d = x.shape

@@ -48,6 +48,9 @@ class Graph:
         self.writer_to_index = {w: i for i, w in enumerate(self.writers)}
         self._edge_group = [g for g, group in enumerate(self.groups)
                             for _ in range(group.edge_index.numel())]
+        self._outgoing: dict[str, list[int]] = {w: [] for w in self.writers}
+        for i, e in enumerate(self.edges):
+            self._outgoing[e.split("->")[0]].append(i)
 
     def _add_group(self, kind, layer, ports):
         n = len(self.writers)
@@ -83,6 +86,10 @@ class Graph:
     def group_of_edge(self, edge: str) -> int:
         """The index of the reader group an edge feeds (groups are in topological order)."""
         return self._edge_group[self.edge_to_index[edge]]
+
+    def outgoing(self, writer: str) -> list[int]:
+        """Indices of the edges a writer feeds."""
+        return self._outgoing[writer]
 
     @staticmethod
     def split(edge: str) -> tuple[str, str]:

@@ -52,7 +52,8 @@ class TracrTransformer(GraphModel):
     def __init__(self, artifact: Artifact):
         super().__init__()
         meta, arr = artifact.meta, artifact.arrays
-        self.meta = meta
+        # the architecture only: the ground truth stays with the task, out of methods' reach
+        self.meta = {k: v for k, v in meta.items() if not k.startswith("ground_truth")}
         self.n_layers = meta["n_layers"]
         self.n_heads = meta["n_heads"]
         self.d_model = meta["d_model"]

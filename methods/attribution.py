@@ -1,0 +1,60 @@
+"""Shared core of EAP and EAP-IG: gradients of the task loss at every reader's input.
+
+An edge w -> p scores (ablated_w - clean_w) . dL/d(input_p), summed over positions and averaged
+over examples: the first-order change of the loss when the edge is ablated. EAP takes the
+gradient at the clean run; EAP-IG averages it over runs whose embeddings are interpolated from
+the ablated to the clean ones. The loss is the task's loss with a non-zero gradient at the clean
+run (KL to the clean model has none there).
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmark.circuit import Recording
+from benchmark.protocol import Problem
+
+
+def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -> torch.Tensor:
+    """Signed scores [n_edges] in canonical order, float64."""
+    graph, model = problem.graph, problem.model
+    total = torch.zeros(graph.n_edges, dtype=torch.float64, device=problem.device)
+    n_seen = 0
+    for batch in problem.data.batches(batch_size):
+        ablated = problem.ablated(batch)
+        clean_rec = Recording(keep_inputs=False)
+        with torch.no_grad():
+            full = problem.forward(batch.clean, record=clean_rec)
+        clean = clean_rec.writers
+        grads = [torch.zeros(0)] * len(graph.groups)
+        for alpha in alphas:
+            embeddings = _interpolated_embeddings(clean[:2], ablated, alpha)
+            mask = torch.ones(graph.n_edges, device=problem.device, requires_grad=True)
+            rec = Recording()
+            out = problem.forward(batch.clean, mask, None, record=rec, embeddings=embeddings)
+            loss = problem.task_loss(full, out)
+            problem.counters.backward_passes += 1
+            step = torch.autograd.grad(loss, rec.group_inputs)
+            grads = [s if a.numel() == 0 else a + s for a, s in zip(grads, step)]
+        for group, grad in zip(graph.groups, grads):
+            n_w = group.n_writers_before
+            delta = _ablated_minus_clean(clean[:n_w], ablated, n_w)  # [W, B, S, D]
+            # sum over batch and positions; multiply by batch size to average across batches
+            s = torch.einsum("wbsd,pbsd->wp", delta.double(), grad.double() / len(alphas))
+            total[group.edge_index.to(total.device).flatten()] += s.flatten() * len(batch)
+        n_seen += len(batch)
+    return total / n_seen
+
+
+def _ablated_minus_clean(clean, ablated, n_w) -> torch.Tensor:
+    c = torch.stack(clean)
+    return -c if ablated is None else ablated[:n_w] - c
+
+
+def _interpolated_embeddings(clean_emb, ablated, alpha: float):
+    if alpha == 1.0:
+        return tuple(clean_emb)
+    out = []
+    for w, c in enumerate(clean_emb):
+        a = torch.zeros_like(c) if ablated is None else ablated[w].expand_as(c)
+        out.append(a + alpha * (c - a))
+    return tuple(out)

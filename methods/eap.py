@@ -1,0 +1,26 @@
+"""Edge Attribution Patching (Syed et al. 2023): one gradient, every edge scored.
+
+2 forward passes (clean, and the corrupted run for resample ablation) and 1 backward pass per
+batch. Scores are |(ablated - clean) . dL/d(reader input)|; higher means more important.
+"""
+from dataclasses import dataclass
+
+from benchmark.protocol import Adapter, Discovery, Problem
+from methods.attribution import attribution_scores
+
+
+class EAP(Adapter):
+    name = "eap"
+    version = "1"
+    output = "scores"
+
+    @dataclass(frozen=True)
+    class Params:
+        batch_size: int = 20_000  # examples per gradient; bounds memory, not the result
+
+    def discover(self, problem: Problem, params) -> Discovery:
+        scores = attribution_scores(problem, [1.0], params.batch_size).abs()
+        return Discovery("scores", scores=dict(zip(problem.graph.edges, scores.tolist())))
+
+
+ADAPTER = EAP
