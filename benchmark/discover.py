@@ -43,7 +43,7 @@ def discover(task: Task, method: str, params: dict | None = None, *, n: int = 10
     """(Discovery, the adapter, its Params) for `method` on `task`."""
     adapter_cls = METHODS.get(method)
     adapter = adapter_cls()
-    p = adapter_cls.params(**(params or {}))
+    p = adapter_cls.params(task.name, **(params or {}))
     problem = make_problem(task, n, seed, ablation, resolve_device(device))
     return adapter.run(problem, p), adapter, p
 

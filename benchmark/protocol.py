@@ -137,14 +137,19 @@ class Adapter:
     version: ClassVar[str]
     output: ClassVar[OutputType]
     Params: ClassVar[type]
+    # Per-task defaults where one setting does not fit every task (e.g. Edge Pruning's published
+    # Tracr settings): {task name: {param: value}}. Explicit values override them.
+    presets: ClassVar[dict] = {}
 
     def discover(self, problem: Problem, params) -> Discovery:
         raise NotImplementedError
 
     # -- helpers for callers --------------------------------------------------------------
     @classmethod
-    def params(cls, **values):
-        """Params from keyword values (strings are converted), naming unknown keys."""
+    def params(cls, task: str | None = None, **values):
+        """Params from keyword values (strings are converted) over the task's preset, naming
+        unknown keys."""
+        values = {**cls.presets.get(task, {}), **values}
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         unknown = set(values) - set(fields)
         if unknown:

@@ -1,0 +1,126 @@
+"""Command line: `python -m benchmark {list,compile,discover}` (and the workflow's stages).
+
+Method hyper-parameters are passed as `--name value` after the known options, e.g.
+`python -m benchmark discover --task reverse --method acdc --threshold 0.01 --out c.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parse_method_params(extra: list[str]) -> dict:
+    params, i = {}, 0
+    while i < len(extra):
+        key = extra[i]
+        if not key.startswith("--"):
+            raise SystemExit(f"error: unexpected argument {key!r}; method parameters are "
+                             "given as --name value")
+        key = key[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(extra):
+                raise SystemExit(f"error: --{key} needs a value")
+            value = extra[i + 1]
+            i += 2
+        params[key] = value
+    return params
+
+
+def cmd_list(args) -> int:
+    from benchmark import list_tasks
+    from benchmark.discover import list_methods
+    from benchmark.registry import METHODS
+    print("tasks:   " + ", ".join(list_tasks()))
+    print("methods:")
+    for name in list_methods():
+        cls = METHODS.get(name)
+        import dataclasses
+        fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params))
+        print(f"  {name:14s} v{cls.version:4s} {cls.output:8s} {fields}")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from benchmark import load_task
+    for name in args.task:
+        task = load_task(name, cache=args.cache)
+        m = task.meta
+        gt = {k: len(task.ground_truth(k)) for k in ("structural", "zero", "resample")}
+        print(f"{name}: {task.graph.n_edges} edges, verified on {m['verification']['n_inputs']} "
+              f"inputs (max |torch - haiku| = {m['verification']['max_abs_diff_torch_vs_haiku']:.2g}"
+              f"), ground truth sizes {gt}")
+        if args.out:
+            from benchmark.artifact import atomic_write_json
+            atomic_write_json(args.out, task_summary(task))
+    return 0
+
+
+def task_summary(task) -> dict:
+    m = task.meta
+    return {"task": task.name, "task_version": task.version, "n_edges": task.graph.n_edges,
+            "output_kind": task.output_kind, "verification": m["verification"],
+            "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
+            "ground_truth": {k: sorted(task.ground_truth(k), key=task.graph.edge_to_index.get)
+                             for k in ("structural", "zero", "resample")},
+            "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
+
+
+def cmd_discover(args, extra) -> int:
+    from benchmark import load_task
+    from benchmark.discover import circuit_record, discover, write_circuit
+    params = _parse_method_params(extra)
+    task = load_task(args.task, cache=args.cache)
+    result, adapter, p = discover(task, args.method, params, n=args.n, seed=args.seed,
+                                  ablation=args.ablation, device=args.device)
+    record = circuit_record(task, result, adapter, p, n=args.n, seed=args.seed,
+                            ablation=args.ablation, device=args.device)
+    if args.out:
+        write_circuit(args.out, record)
+    c = result.counters
+    size = (f"{len(result.circuit)} of {task.graph.n_edges} edges kept"
+            if result.kind == "circuit" else f"scores for {len(result.scores)} edges")
+    print(f"{args.method} on {args.task} (n={args.n}, seed={args.seed}, {args.ablation} "
+          f"ablation): {size}; {c.wall_seconds:.2f} s, {c.forward_passes} forward / "
+          f"{c.backward_passes} backward passes" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered tasks and methods")
+    c = sub.add_parser("compile", help="compile, verify and cache tasks")
+    c.add_argument("--task", nargs="+", required=True)
+    c.add_argument("--cache", default=None, help="artifact folder (default: the user cache)")
+    c.add_argument("--out", default=None, help="write a JSON summary (one task)")
+    d = sub.add_parser("discover", help="run one method on one task, write its circuit file",
+                       epilog="Method parameters follow as --name value (see `list`).")
+    d.add_argument("--task", required=True)
+    d.add_argument("--method", required=True)
+    d.add_argument("--n", type=int, default=1000, help="discovery examples")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--ablation", default="zero", choices=["zero", "resample", "mean"])
+    d.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    d.add_argument("--cache", default=None)
+    d.add_argument("--out", default=None, help="circuit JSON to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "discover" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "compile":
+            return cmd_compile(args)
+        return cmd_discover(args, extra)
+    except (KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
