@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parse_method_params(extra: list[str]) -> dict:
@@ -88,6 +89,15 @@ def cmd_discover(args, extra) -> int:
     return 0
 
 
+def cmd_update_reference(args) -> int:
+    from benchmark import regression
+    paths = sorted(Path(args.scores).rglob("*.csv")) if Path(args.scores).is_dir() else [args.scores]
+    scores = regression.read_scores(paths)
+    out = regression.write_reference(scores, args.out or regression.REFERENCE)
+    print(f"wrote {len(scores)} reference rows to {out}; review the diff before committing")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     d.add_argument("--cache", default=None)
     d.add_argument("--out", default=None, help="circuit JSON to write")
+    u = sub.add_parser("update-reference",
+                       help="rewrite the committed CI reference numbers from a CI run")
+    u.add_argument("--scores", default="results/ci/scores",
+                   help="score CSV or folder of them (default: the CI run's)")
+    u.add_argument("--out", default=None)
     return parser
 
 
@@ -120,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "compile":
             return cmd_compile(args)
+        if args.command == "update-reference":
+            return cmd_update_reference(args)
         return cmd_discover(args, extra)
     except (KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

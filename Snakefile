@@ -1,0 +1,36 @@
+# circuitbench: compile Tracr tasks, run circuit-discovery methods, score them, build a leaderboard.
+#   snakemake --cores 2                      (default config)
+#   snakemake --cores 2 --configfile config/ci.yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# The default config applies only when none is given: `--configfile` replaces it rather than
+# merging into it (a merge would run the default studies as well).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tasks.smk"
+include: "workflow/rules/discover.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/leaderboard.smk"
+
+
+wildcard_constraints:
+    n=r"\d+",
+    seed=r"\d+",
+
+
+rule all:
+    input:
+        LEADERBOARD,
+        PLOTS,
+    default_target: True

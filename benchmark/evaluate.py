@@ -1,0 +1,103 @@
+"""Score a discovery on the held-out evaluation split: faithfulness, size, recovery, cost.
+
+One row per circuit. A `circuit` method gives one circuit; a `scores` method gives one circuit
+per requested sparsity (its top-ranked edges) and an exact ROC-AUC of its whole ranking.
+A failed or timed-out discovery gives one row with that status and empty metrics; a non-finite
+metric gives status `invalid`.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from benchmark.circuit import ablated_outputs, run_circuit
+from benchmark.ground_truth import CONVENTIONS
+from benchmark.metrics import agreement, faithfulness, faithfulness_name
+from benchmark.scoring import overlap, roc_auc, roc_point, top_k
+
+COLUMNS = (
+    ["task", "method", "params", "seed", "n_examples", "ablation", "circuit", "n_edges",
+     "edges_kept", "sparsity", "faithfulness_metric", "faithfulness", "agreement"]
+    + [f"{m}_{c}" for c in CONVENTIONS for m in ("precision", "recall", "f1", "exact", "auroc",
+                                                  "fpr", "tpr")]
+    + ["runtime_s", "forward_passes", "backward_passes", "peak_mem_mb", "status", "error",
+       "method_version", "task_version", "git_commit", "config_hash", "device", "hardware",
+       "eval_examples"]
+)
+
+
+def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
+    """(label, edge set) pairs to evaluate for one discovery record."""
+    if record["kind"] == "circuit":
+        return [("discovered", frozenset(record["circuit"]))]
+    order = task.graph.edge_to_index.get
+    out = []
+    for s in sparsities:
+        k = max(0, min(task.graph.n_edges, round((1 - s) * task.graph.n_edges)))
+        out.append((f"sparsity={s:g}", top_k(record["scores"], k, order)))
+    return out
+
+
+@torch.no_grad()
+def evaluate_circuit(task, edges, tokens, corrupted, ablation: str, full=None) -> dict:
+    model = task.model
+    full = model(tokens) if full is None else full
+    ablated = ablated_outputs(model, ablation, tokens, corrupted)
+    out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
+    return {"faithfulness": float(faithfulness(full, out, task.output_kind)),
+            "agreement": agreement(full, out, task.output_kind, task.spec.numerical_atol)}
+
+
+def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
+                 config_hash: str = "") -> list[dict]:
+    base = {
+        "task": task.name, "method": record["method"],
+        "params": json.dumps(record.get("params", {}), sort_keys=True),
+        "seed": record["seed"], "n_examples": record["n_examples"],
+        "ablation": record["ablation"], "n_edges": task.graph.n_edges,
+        "faithfulness_metric": faithfulness_name(task.output_kind),
+        "method_version": record.get("method_version", ""), "task_version": task.version,
+        "git_commit": record.get("git_commit", ""), "config_hash": config_hash,
+        "device": record.get("device", ""), "hardware": record.get("hardware", ""),
+        "eval_examples": eval_examples, "status": record.get("status", "ok"),
+        "error": record.get("error", ""),
+    }
+    counters = record.get("counters") or {}
+    base.update(runtime_s=counters.get("wall_seconds"),
+                forward_passes=counters.get("forward_passes"),
+                backward_passes=counters.get("backward_passes"),
+                peak_mem_mb=record.get("peak_mem_mb"))
+    if base["status"] != "ok":
+        return [_complete(base)]
+    data = task.dataset(n=record["n_examples"], seed=record["seed"], n_eval=eval_examples)
+    ev = data.evaluation
+    full = task.model(ev.clean)
+    auroc = {}
+    if record["kind"] == "scores":
+        values = [record["scores"][e] for e in task.graph.edges]
+        for c in CONVENTIONS:
+            truth = task.ground_truth(c)
+            auroc[c] = roc_auc(values, [e in truth for e in task.graph.edges])
+    rows = []
+    for label, edges in circuits_of(task, record, sparsities):
+        row = dict(base, circuit=label, edges_kept=len(edges),
+                   sparsity=1 - len(edges) / task.graph.n_edges)
+        row.update(evaluate_circuit(task, edges, ev.clean, ev.corrupted, record["ablation"], full))
+        for c in CONVENTIONS:
+            truth = task.ground_truth(c)
+            for k, v in overlap(edges, truth).items():
+                row[f"{k}_{c}"] = v
+            row[f"auroc_{c}"] = auroc.get(c)
+            row[f"fpr_{c}"], row[f"tpr_{c}"] = roc_point(edges, truth, task.graph.edges)
+        if not all(math.isfinite(row[k]) for k in ("faithfulness", "agreement")):
+            row["status"] = "invalid"
+            row["error"] = (f"non-finite metric: faithfulness={row['faithfulness']}, "
+                            f"agreement={row['agreement']}")
+        rows.append(_complete(row))
+    return rows
+
+
+def _complete(row: dict) -> dict:
+    return {c: row.get(c) for c in COLUMNS}

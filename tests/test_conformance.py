@@ -1,0 +1,84 @@
+"""Every registered method honours the protocol: exact edge coverage, determinism, no ground truth."""
+import dataclasses
+
+import pytest
+import torch
+
+from benchmark.discover import list_methods, make_problem
+from benchmark.registry import METHODS
+
+FAST = {"edge_pruning": {"steps": 60}, "acdc": {"threshold": 0.01}}
+
+
+def _run(task, name, seed):
+    cls = METHODS.get(name)
+    problem = make_problem(task, n=64, seed=seed, ablation="resample", device=torch.device("cpu"))
+    return cls().run(problem, cls.params(task.name, **FAST.get(name, {}))), problem
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_output_covers_exactly_the_graph(get_task, name):
+    task = get_task("xproportion")
+    result, _ = _run(task, name, seed=0)
+    cls = METHODS.get(name)
+    assert result.kind == cls.output
+    if result.kind == "scores":
+        assert list(result.scores) == task.graph.edges or set(result.scores) == set(task.graph.edges)
+        assert len(result.scores) == task.graph.n_edges
+    else:
+        assert result.circuit <= set(task.graph.edges)
+    assert result.counters.wall_seconds > 0
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_same_seed_same_output(get_task, name):
+    task = get_task("xproportion")
+    a, _ = _run(task, name, seed=5)
+    b, _ = _run(task, name, seed=5)
+    assert (a.scores, a.circuit) == (b.scores, b.circuit)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_declares_protocol_fields(name):
+    cls = METHODS.get(name)
+    assert cls.name == name and isinstance(cls.version, str) and cls.output in ("scores", "circuit")
+    assert dataclasses.is_dataclass(cls.Params)
+    assert cls.Params.__dataclass_params__.frozen, "Params must be a frozen dataclass"
+
+
+def _reachable(obj, depth=0, seen=None):
+    """Every object reachable from obj through attributes, dicts and sequences (bounded)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6:
+        return
+    seen.add(id(obj))
+    yield obj
+    if isinstance(obj, dict):
+        children = list(obj.keys()) + list(obj.values())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        children = list(obj)
+    elif isinstance(obj, torch.nn.Module):
+        children = list(obj.__dict__.values())
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children = list(vars(obj).values())
+    else:
+        children = []
+    for child in children:
+        if isinstance(child, (str, int, float, bool, torch.Tensor)) or child is None:
+            if isinstance(child, str):
+                yield child
+            continue
+        yield from _reachable(child, depth + 1, seen)
+
+
+def test_problem_holds_no_ground_truth(get_task):
+    task = get_task("reverse")
+    problem = make_problem(task, n=16, seed=0, ablation="zero", device=torch.device("cpu"))
+    truths = [task.ground_truth(c) for c in ("structural", "zero", "resample")]
+    for obj in _reachable(problem):
+        assert obj is not task, "the problem must not expose the task"
+        if isinstance(obj, str):
+            assert "ground_truth" not in obj
+        if isinstance(obj, (set, frozenset)) and obj:
+            assert obj not in truths
+    assert not hasattr(problem, "task")

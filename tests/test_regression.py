@@ -1,0 +1,107 @@
+"""CI regression: the tiny CI workflow reproduces the committed reference numbers.
+
+The workflow runs once per session (config/ci.yaml, about two minutes on two cores). A refactor
+that moves a faithfulness or recovery number beyond its tolerance fails here. To accept new
+numbers on purpose: `python -m benchmark update-reference` after a CI run, and review the diff.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import regression
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _snakemake(*args, results, cache):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml",
+           "--config", f"results={results}", f"cache={cache}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory, compiled_cache):
+    results = tmp_path_factory.mktemp("ci_results")
+    proc = _snakemake(results=results, cache=compiled_cache)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return results
+
+
+def _scores(results):
+    return regression.read_scores(sorted(Path(results, "scores").rglob("*.csv")))
+
+
+def test_ci_numbers_match_reference(ci_run):
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    problems = regression.compare(_scores(ci_run), reference)
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_ci_run_covers_reference_exactly(ci_run):
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    assert len(_scores(ci_run)) == len(reference)
+
+
+def test_leaderboard_files_built(ci_run):
+    board = Path(ci_run, "leaderboard")
+    for name in ("scores.csv", "leaderboard.csv", "leaderboard.md", "leaderboard.html",
+                 "faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png"):
+        assert (board / name).stat().st_size > 0, name
+    md = (board / "leaderboard.md").read_text()
+    assert "reverse" in md and "xproportion" in md
+
+
+def test_rerun_does_nothing_and_deleting_one_run_reruns_only_it(ci_run, compiled_cache):
+    dry = _snakemake("-n", results=ci_run, cache=compiled_cache)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    victim = sorted(Path(ci_run, "circuits").rglob("*.json"))[0]
+    victim.unlink()
+    dry = _snakemake("-n", "--quiet", "rules", results=ci_run, cache=compiled_cache)
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0
+    counts = dict(line.split()[:2] for line in out.splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert counts.get("discover") == "1" and counts.get("score") == "1", out
+    assert "compile_task" not in counts and "make_dataset" not in counts, out
+    rerun = _snakemake(results=ci_run, cache=compiled_cache)
+    assert rerun.returncode == 0 and victim.exists()
+
+
+def test_moving_a_number_beyond_tolerance_fails():
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    current = reference.copy()
+    assert regression.compare(current, reference) == []
+    i = current.index[current["faithfulness"].notna()][0]
+    abs_tol, rel_tol = regression.TOLERANCES["faithfulness"]
+    allowed = abs_tol + rel_tol * abs(reference.loc[i, "faithfulness"])
+    current.loc[i, "faithfulness"] = reference.loc[i, "faithfulness"] + 0.5 * allowed
+    assert regression.compare(current, reference) == []
+    current.loc[i, "faithfulness"] = reference.loc[i, "faithfulness"] + 2 * allowed + 1e-3
+    problems = regression.compare(current, reference)
+    assert len(problems) == 1 and "faithfulness" in problems[0]
+
+
+def test_changed_recovery_or_missing_row_fails():
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    current = reference.copy()
+    current.loc[0, "edges_kept"] = current.loc[0, "edges_kept"] + 1
+    assert any("edges_kept" in p for p in regression.compare(current, reference))
+    assert any("missing row" in p for p in regression.compare(current.iloc[1:], reference))
+
+
+def test_update_reference_command_writes_sorted_rows(tmp_path):
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    src = tmp_path / "scores.csv"
+    reference.sample(frac=1.0, random_state=0).to_csv(src, index=False)
+    out = tmp_path / "ref.csv"
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "update-reference", "--scores",
+                           str(src), "--out", str(out)], capture_output=True, text=True,
+                          env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    written = pd.read_csv(out, dtype={"params": str, "circuit": str})
+    assert regression.compare(written, reference) == []
+    assert list(written.columns) == list(reference.columns)

@@ -1,0 +1,89 @@
+# Runs of the benchmark, expanded from the validated config, and small path helpers.
+import itertools
+import os
+import json
+
+from benchmark import list_tasks
+from benchmark.pipeline import config_hash, method_source_hash
+from benchmark.registry import METHODS
+
+RESULTS = config["results"]
+CACHE = config["cache"]
+CONFIG_HASH = config_hash(config)
+
+
+def _setting_id(values):
+    """A readable, path-safe id of one hyper-parameter setting."""
+    if not values:
+        return "default"
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+
+
+def _expand_grid(grid):
+    grid = grid or {}
+    keys = sorted(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def _check_names(study, block):
+    known = set(list_tasks())
+    for t in block["tasks"]:
+        if t not in known:
+            raise ValueError(f"config studies.{study}.tasks: unknown task {t!r}; known tasks: "
+                             f"{', '.join(sorted(known))}")
+    for m, grid in block["methods"].items():
+        cls = METHODS.get(m) if m in METHODS.names() else None
+        if cls is None:
+            raise ValueError(f"config studies.{study}.methods: unknown method {m!r}; known "
+                             f"methods: {', '.join(METHODS.names())}")
+        for values in _expand_grid(grid):
+            try:
+                cls.params(**values)
+            except ValueError as err:
+                raise ValueError(f"config studies.{study}.methods.{m}: {err}") from None
+
+
+def _runs():
+    runs = {}
+    for study, block in config["studies"].items():
+        _check_names(study, block)
+        for task, n, seed, ablation in itertools.product(
+                block["tasks"], block["examples"], block["seeds"], block["ablations"]):
+            for method, grid in block["methods"].items():
+                for values in _expand_grid(grid):
+                    run = dict(task=task, n=n, seed=seed, ablation=ablation, method=method,
+                               setting=_setting_id(values), values=values)
+                    runs[circuit_path(**run)] = run
+    return runs
+
+
+def circuit_path(task, ablation, n, seed, method, setting, **_):
+    return f"{RESULTS}/circuits/{task}/{ablation}/n{n}/s{seed}/{method}/{setting}.json"
+
+
+def score_path(task, ablation, n, seed, **_):
+    return f"{RESULTS}/scores/{task}/{ablation}/n{n}/s{seed}.csv"
+
+
+RUNS = _runs()
+GROUPS = sorted({(r["task"], r["ablation"], r["n"], r["seed"]) for r in RUNS.values()})
+DATASETS = sorted({(r["task"], r["n"], r["seed"]) for r in RUNS.values()})
+
+
+def run_of(wildcards):
+    key = circuit_path(**wildcards)
+    if key not in RUNS:
+        raise ValueError(f"{key} is not a run of this config")
+    return RUNS[key]
+
+
+def circuits_of_group(wildcards):
+    g = (wildcards.task, wildcards.ablation, int(wildcards.n), int(wildcards.seed))
+    return sorted(p for p, r in RUNS.items()
+                  if (r["task"], r["ablation"], r["n"], r["seed"]) == g)
+
+
+LEADERBOARD = [f"{RESULTS}/leaderboard/{name}" for name in
+               ("scores.csv", "leaderboard.csv", "leaderboard.md", "leaderboard.html")]
+PLOTS = [f"{RESULTS}/leaderboard/{name}" for name in
+         ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png")]

@@ -1,0 +1,20 @@
+rule score:
+    """Faithfulness, size, recovery and cost of every circuit of one (task, ablation, n, seed)."""
+    input:
+        task=f"{RESULTS}/tasks/{{task}}.json",
+        circuits=circuits_of_group,
+    output:
+        f"{RESULTS}/scores/{{task}}/{{ablation}}/n{{n}}/s{{seed}}.csv",
+    log:
+        f"{RESULTS}/logs/score/{{task}}/{{ablation}}/n{{n}}/s{{seed}}.log",
+    params:
+        cache=CACHE,
+        sparsities=config["sparsities"],
+        eval_examples=config["eval_examples"],
+        config_hash=CONFIG_HASH,
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/circuitbench.yaml"
+    script:
+        "../scripts/score.py"

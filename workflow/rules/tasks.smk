@@ -1,0 +1,33 @@
+rule compile_task:
+    """Compile a RASP program with tracr, verify the torch port, derive its ground truth."""
+    output:
+        f"{RESULTS}/tasks/{{task}}.json",
+    log:
+        f"{RESULTS}/logs/compile/{{task}}.log",
+    params:
+        cache=CACHE,
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/circuitbench.yaml"
+    script:
+        "../scripts/compile_task.py"
+
+
+rule make_dataset:
+    """Seeded clean/corrupted inputs: a discovery split and a held-out evaluation split."""
+    input:
+        f"{RESULTS}/tasks/{{task}}.json",
+    output:
+        f"{RESULTS}/data/{{task}}/n{{n}}_s{{seed}}.pt",
+    log:
+        f"{RESULTS}/logs/data/{{task}}/n{{n}}_s{{seed}}.log",
+    params:
+        cache=CACHE,
+        eval_examples=config["eval_examples"],
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/circuitbench.yaml"
+    script:
+        "../scripts/make_dataset.py"
