@@ -27,27 +27,30 @@ def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -
         clean = clean_rec.writers
         grads = [torch.zeros(0)] * len(graph.groups)
         for alpha in alphas:
-            embeddings = _interpolated_embeddings(clean[:2], ablated, alpha)
-            mask = torch.ones(graph.n_edges, device=problem.device, requires_grad=True)
+            # the plain forward from embeddings that require grad: every reader input is then a
+            # (per-port) view of the residual stream, and its gradient is that port's alone
+            embeddings = [e.detach().requires_grad_() for e in
+                          _interpolated_embeddings(clean[:2], ablated, alpha)]
             rec = Recording()
-            out = problem.forward(batch.clean, mask, None, record=rec, embeddings=embeddings)
+            out = problem.forward(batch.clean, None, None, record=rec, embeddings=embeddings)
             loss = problem.task_loss(full, out)
             problem.counters.backward_passes += 1
             step = torch.autograd.grad(loss, rec.group_inputs)
             grads = [s if a.numel() == 0 else a + s for a, s in zip(grads, step)]
+        delta = _ablated_minus_clean(clean, ablated).flatten(1)  # [W, B*S*D]
         for group, grad in zip(graph.groups, grads):
             n_w = group.n_writers_before
-            delta = _ablated_minus_clean(clean[:n_w], ablated, n_w)  # [W, B, S, D]
-            # sum over batch and positions; multiply by batch size to average across batches
-            s = torch.einsum("wbsd,pbsd->wp", delta.double(), grad.double() / len(alphas))
+            # the loss is a batch mean, so this sum is the batch mean of the per-example
+            # scores; weighting by batch size averages over batches
+            s = (delta[:n_w] @ grad.reshape(grad.shape[0], -1).t()).double() / len(alphas)
             total[group.edge_index.to(total.device).flatten()] += s.flatten() * len(batch)
         n_seen += len(batch)
     return total / n_seen
 
 
-def _ablated_minus_clean(clean, ablated, n_w) -> torch.Tensor:
+def _ablated_minus_clean(clean, ablated) -> torch.Tensor:
     c = torch.stack(clean)
-    return -c if ablated is None else ablated[:n_w] - c
+    return -c if ablated is None else ablated[:len(clean)] - c
 
 
 def _interpolated_embeddings(clean_emb, ablated, alpha: float):
