@@ -24,6 +24,14 @@ def _snakemake(*args, results, cache):
 
 
 @pytest.fixture(scope="session")
+def compiled_cache(get_task):
+    """The session's task cache, with the CI tasks compiled once."""
+    for name in ("reverse", "xproportion"):
+        get_task(name)
+    return os.environ["CIRCUITBENCH_CACHE"]
+
+
+@pytest.fixture(scope="session")
 def ci_run(tmp_path_factory, compiled_cache):
     results = tmp_path_factory.mktemp("ci_results")
     proc = _snakemake(results=results, cache=compiled_cache)
