@@ -133,10 +133,27 @@ DISPLAY = ["ablation", "method", "n_examples", "params", "runs", "faithfulness",
            "sweep_auc_pessimistic", "runtime_s", "forward_passes", "backward_passes"]
 
 
+def _varying_params(table: pd.DataFrame) -> dict:
+    """Per method, the hyper-parameters whose values differ between rows: what to display."""
+    out = {}
+    for method, t in table.groupby("method"):
+        values = [json.loads(p) if isinstance(p, str) and p else {} for p in t.params]
+        keys = sorted({k for v in values for k in v})
+        out[method] = [k for k in keys if len({json.dumps(v.get(k)) for v in values}) > 1]
+    return out
+
+
+def _short_params(params: str, keys: list) -> str:
+    values = json.loads(params) if isinstance(params, str) and params else {}
+    return ", ".join(f"{k}={values.get(k)}" for k in keys) or "default"
+
+
 def _display_rows(table: pd.DataFrame):
     cols = [c for c in DISPLAY if c in table.columns]
+    varying = _varying_params(table)
     for _, r in table.iterrows():
-        cells = [_fmt(r[c], c) for c in cols]
+        cells = [_short_params(r[c], varying[r["method"]]) if c == "params" else _fmt(r[c], c)
+                 for c in cols]
         status = f"{r['failed']}/{r['runs']} {r['failure'].split(':')[0]}" if r["failed"] else ""
         yield cols, cells, status
 
@@ -146,7 +163,8 @@ def to_markdown(table: pd.DataFrame, df: pd.DataFrame) -> str:
            "Medians over seeds. Faithfulness is KL(full || circuit) (MSE for numerical tasks) on "
            "the held-out split; recovery (F1, exact, AUROC) is against the ground truth that "
            "matches the ablation (zero -> `zero`, resample -> `resample`, mean -> `zero`). "
-           "`failed` counts runs that crashed, timed out or gave non-finite numbers.", ""]
+           "`failed` counts runs that crashed, timed out or gave non-finite numbers. `params` "
+           "shows the hyper-parameters that vary; leaderboard.csv has them all.", ""]
     for task, t in table.groupby("task", sort=True):
         metric = t.faithfulness_metric.iloc[0]
         out += [f"## {task} ({metric})", ""]
