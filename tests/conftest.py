@@ -1,20 +1,58 @@
-"""Shared fixtures: one task cache per test session, each task compiled at most once."""
+"""Shared fixtures: one fresh task cache per test session, each task compiled at most once.
+
+The session compiles into a temporary folder (never the user's cache), so the tests check what
+the current code builds. For quick local reruns, CIRCUITBENCH_TEST_CACHE=<dir> makes the
+session reuse (and fill) a persistent folder instead.
+
+tracr's compile of a task is memoised for the session: `load_task` compiles through
+`tasks.tracr_compile.compile_program`, and the compile tests reuse that very compilation (the
+haiku model and the RASP program) instead of compiling a second time.
+"""
 import os
 
 import pytest
 
 
+def pytest_configure(config):
+    """One torch thread unless CIRCUITBENCH_TEST_THREADS says otherwise: the tests' tensors are
+    small, and on a busy machine two threads waiting on each other were 5-10x slower."""
+    import torch
+    torch.set_num_threads(int(os.environ.get("CIRCUITBENCH_TEST_THREADS", "1")))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def task_cache(tmp_path_factory):
-    """Compiled artifacts for the session: $CIRCUITBENCH_CACHE if set (CI reuses it), else a
-    fresh temporary folder."""
-    path = os.environ.get("CIRCUITBENCH_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    """$CIRCUITBENCH_CACHE for the whole session, restored afterwards."""
+    path = os.environ.get("CIRCUITBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    previous = os.environ.get("CIRCUITBENCH_CACHE")
     os.environ["CIRCUITBENCH_CACHE"] = path
-    return path
+    yield path
+    if previous is None:
+        os.environ.pop("CIRCUITBENCH_CACHE", None)
+    else:
+        os.environ["CIRCUITBENCH_CACHE"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilations():
+    """name -> (program, haiku model) of every tracr compile this session, one per task."""
+    from tasks import tracr_compile
+    original = tracr_compile.compile_program
+    done = {}
+
+    def compile_once(spec):
+        if spec.name not in done:
+            done[spec.name] = original(spec)
+        return done[spec.name]
+
+    tracr_compile.compile_program = compile_once
+    yield done
+    tracr_compile.compile_program = original
 
 
 @pytest.fixture(scope="session")
-def get_task(task_cache):
+def get_task(task_cache, compilations):
+    """get_task(name): the loaded task, compiled on first use, shared by the session."""
     from benchmark import load_task
     loaded = {}
 
@@ -22,5 +60,19 @@ def get_task(task_cache):
         if name not in loaded:
             loaded[name] = load_task(name)
         return loaded[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def get_compiled(get_task, compilations):
+    """get_compiled(name): (program, haiku model) of the compile behind get_task(name)."""
+    from tasks import tracr_compile
+
+    def get(name):
+        task = get_task(name)
+        if name not in compilations:  # artifact came from a reused cache
+            tracr_compile.compile_program(task.spec)
+        return compilations[name]
 
     return get
