@@ -29,8 +29,11 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# Circuits are targets too: deleting one run's circuit file reruns that run (and its scoring),
+# where an intermediate file would be left missing while the leaderboard is up to date.
 rule all:
     input:
+        sorted(RUNS),
         LEADERBOARD,
         PLOTS,
     default_target: True
