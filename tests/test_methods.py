@@ -67,21 +67,3 @@ def test_random_is_seeded(get_task):
     a, _, _ = discover(task, "random", {}, n=10, seed=0)
     b, _, _ = discover(task, "random", {}, n=10, seed=1)
     assert a.scores != b.scores
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_edge_pruning_preset_recovers_xproportion(get_task, seed):
-    task = get_task("xproportion")
-    result, _, params = discover(task, "edge_pruning", {}, n=1000, seed=seed, ablation="zero")
-    assert params.steps == 720 and params.sample_per_example
-    assert result.circuit == task.ground_truth("zero")
-    assert result.info["sparsity_reached"] == 1 - len(result.circuit) / task.graph.n_edges
-    assert result.info["binary_fraction"] == 1.0
-
-
-def test_edge_pruning_is_seeded_and_offers_per_batch_sampling(get_task):
-    task = get_task("xproportion")
-    runs = [discover(task, "edge_pruning", {"steps": 100, "sample_per_example": per_example},
-                     n=200, seed=3)[0] for per_example in (True, True, False)]
-    assert runs[0].circuit == runs[1].circuit
-    assert runs[2].info["sampling"] == "per_batch" and runs[2].circuit <= set(task.graph.edges)
