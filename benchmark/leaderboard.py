@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -570,10 +571,13 @@ def plot_faithfulness(ok: pd.DataFrame, path: Path, palette: dict) -> None:
     log = bool((data.faithfulness > FAITH_FLOOR).any())
     g = _relplot(data, "sparsity", "faith_plot", palette)
     lines = data[data.circuit.astype(str).str.startswith("sparsity=")]
+    # methods often agree exactly (EAP and EAP-IG on Tracr): a dash per method keeps both visible
+    dash = dict(zip(sorted(palette), itertools.cycle([(None, None), (4, 2), (1, 1.5), (6, 2, 1, 2)])))
     for task, ax in g.axes_dict.items():
         for (method, _), a in lines[lines.task == task].groupby(["method", "ablation"]):
             m = a.groupby("sparsity").faith_plot.median()
-            ax.plot(m.index, m.values, color=palette[method], lw=1.2, alpha=0.8)
+            ax.plot(m.index, m.values, color=palette[method], lw=1.4, alpha=0.8,
+                    dashes=dash[method])
         if log:
             ax.set_yscale("log")
         ax.axhline(FAITH_FLOOR if log else 0, color="#999", lw=0.6, zorder=0)
