@@ -572,7 +572,8 @@ def plot_faithfulness(ok: pd.DataFrame, path: Path, palette: dict) -> None:
     g = _relplot(data, "sparsity", "faith_plot", palette)
     lines = data[data.circuit.astype(str).str.startswith("sparsity=")]
     # methods often agree exactly (EAP and EAP-IG on Tracr): a dash per method keeps both visible
-    dash = dict(zip(sorted(palette), itertools.cycle([(None, None), (4, 2), (1, 1.5), (6, 2, 1, 2)])))
+    patterns = itertools.cycle([(None, None), (4, 2), (1, 1.5), (6, 2, 1, 2)])
+    dash = dict(zip(sorted(palette), patterns))
     for task, ax in g.axes_dict.items():
         for (method, _), a in lines[lines.task == task].groupby(["method", "ablation"]):
             m = a.groupby("sparsity").faith_plot.median()
