@@ -551,12 +551,20 @@ def plot_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _relplot(data: pd.DataFrame, x: str, y: str, palette: dict):
-    """Scatter panels, one per task (wrapped at 4): hue method, marker ablation."""
+    """Scatter panels, one per task (wrapped at 4): hue method, marker ablation.
+
+    Methods often land on the same points (EAP and EAP-IG on Tracr): each method is drawn
+    smaller than, and on top of, the ones before it, so every method stays visible.
+    """
     tasks = sorted(data.task.unique())
-    g = sns.relplot(data=data, x=x, y=y, hue="method", hue_order=sorted(palette),
-                    palette=palette, style="ablation", style_order=sorted(data.ablation.unique()),
+    order = sorted(palette)
+    sizes = {m: 130 * 0.6 ** i for i, m in enumerate(order)}
+    data = data.sort_values("method", key=lambda m: m.map(order.index), kind="stable")
+    g = sns.relplot(data=data, x=x, y=y, hue="method", hue_order=order, palette=palette,
+                    size="method", sizes=sizes, size_order=order,
+                    style="ablation", style_order=sorted(data.ablation.unique()),
                     col="task", col_order=tasks, col_wrap=min(4, len(tasks)), kind="scatter",
-                    height=3.4, aspect=1.15, alpha=0.7, s=36,
+                    height=3.4, aspect=1.15, alpha=0.8,
                     facet_kws={"sharex": False, "sharey": False})
     g.set_titles("{col_name}")
     return g
