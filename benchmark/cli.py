@@ -50,9 +50,10 @@ def cmd_compile(args) -> int:
         task = load_task(name, cache=args.cache)
         m = task.meta
         gt = {k: len(task.ground_truth(k)) for k in ("structural", "zero", "resample")}
-        print(f"{name}: {task.graph.n_edges} edges, verified on {m['verification']['n_inputs']} "
-              f"inputs (max |torch - haiku| = {m['verification']['max_abs_diff_torch_vs_haiku']:.2g}"
-              f"), ground truth sizes {gt}")
+        v = m["verification"]
+        print(f"{name}: {task.graph.n_edges} edges, verified on {v['n_inputs']} inputs "
+              f"(max |torch - haiku| = {v['max_abs_diff_torch_vs_haiku']:.2g}), "
+              f"ground truth sizes {gt}")
         if args.out:
             from benchmark.artifact import atomic_write_json
             atomic_write_json(args.out, task_summary(task))
@@ -91,7 +92,8 @@ def cmd_discover(args, extra) -> int:
 
 def cmd_update_reference(args) -> int:
     from benchmark import regression
-    paths = sorted(Path(args.scores).rglob("*.csv")) if Path(args.scores).is_dir() else [args.scores]
+    root = Path(args.scores)
+    paths = sorted(root.rglob("*.csv")) if root.is_dir() else [root]
     scores = regression.read_scores(paths)
     out = regression.write_reference(scores, args.out or regression.REFERENCE)
     print(f"wrote {len(scores)} reference rows to {out}; review the diff before committing")

@@ -8,5 +8,6 @@ def program():
     return lib.make_count_less_freq(n=2)
 
 
-TASK = TaskSpec(name="count_less_freq", program=program, vocab=("a", "b", "c"), max_seq_len=5, length=4,
-                output="categorical", description="number of tokens occurring at most twice")
+TASK = TaskSpec(name="count_less_freq", program=program, vocab=("a", "b", "c"), max_seq_len=5,
+                length=4, output="categorical",
+                description="number of tokens occurring at most twice")

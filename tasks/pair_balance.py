@@ -8,5 +8,5 @@ def program():
     return lib.make_pair_balance(rasp.tokens, "(", ")")
 
 
-TASK = TaskSpec(name="pair_balance", program=program, vocab=("(", ")", "a"), max_seq_len=5, length=4,
-                output="numerical", description="running balance of parentheses")
+TASK = TaskSpec(name="pair_balance", program=program, vocab=("(", ")", "a"), max_seq_len=5,
+                length=4, output="numerical", description="running balance of parentheses")

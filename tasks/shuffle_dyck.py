@@ -8,5 +8,5 @@ def program():
     return lib.make_shuffle_dyck(pairs=["()"])
 
 
-TASK = TaskSpec(name="shuffle_dyck", program=program, vocab=("(", ")", "a"), max_seq_len=5, length=4,
-                output="categorical", description="are the parentheses balanced")
+TASK = TaskSpec(name="shuffle_dyck", program=program, vocab=("(", ")", "a"), max_seq_len=5,
+                length=4, output="categorical", description="are the parentheses balanced")

@@ -8,5 +8,6 @@ def program():
     return lib.make_shuffle_dyck2()
 
 
-TASK = TaskSpec(name="shuffle_dyck2", program=program, vocab=("(", ")", "{", "}"), max_seq_len=5, length=4,
-                output="categorical", description="are both kinds of parentheses balanced")
+TASK = TaskSpec(name="shuffle_dyck2", program=program, vocab=("(", ")", "{", "}"), max_seq_len=5,
+                length=4, output="categorical",
+                description="are both kinds of parentheses balanced")

@@ -50,7 +50,8 @@ def extract_artifact(spec: TaskSpec, program, model) -> Artifact:
          for k, v in model.params.items()}
     n_heads, key_size = cfg.num_heads, cfg.key_size
     d_model = p["token_embed"]["embeddings"].shape[1]
-    arrays = {"tok_embed": p["token_embed"]["embeddings"], "pos_embed": p["pos_embed"]["embeddings"]}
+    arrays = {"tok_embed": p["token_embed"]["embeddings"],
+              "pos_embed": p["pos_embed"]["embeddings"]}
     for layer in range(cfg.num_layers):
         pre = f"transformer/layer_{layer}"
         for short, name in (("q", "query"), ("k", "key"), ("v", "value")):
