@@ -4,7 +4,8 @@ Each reader's input is the sum over its writers, in graph order, of
 `mask * clean_output + (1 - mask) * ablated_output`. With every mask at 1 the terms are exactly the
 writers' outputs, added in the residual stream's order, so the full circuit equals the plain model
 bit for bit (tests check it on every task, against an independent residual-stream forward
-too). Masks may be continuous and carry gradients (Edge Pruning trains them), and may differ per example (a mask of shape [B, n_edges]).
+too). Masks may be continuous and carry gradients (Edge Pruning trains them), and may differ
+per example (a mask of shape [B, n_edges]).
 """
 from __future__ import annotations
 

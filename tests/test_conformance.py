@@ -1,4 +1,5 @@
-"""Every registered method honours the protocol: exact edge coverage, determinism, no GT."""
+"""Every registered method honours the protocol: exact edge coverage, determinism, and no
+ground truth reachable from what it is given."""
 import dataclasses
 
 import pytest
