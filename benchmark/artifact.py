@@ -5,8 +5,10 @@ torch world (everything else), so it holds plain numpy arrays and JSON only.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import zipfile
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,7 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+
+class ArtifactError(ValueError):
+    """A cached artifact that cannot be trusted: unreadable, of another format, or edited."""
+
+
+def content_fingerprint(meta: dict, arrays: dict) -> str:
+    """Hash of the metadata (without its fingerprint) and every array's name, dtype, shape
+    and bytes: any edit of a cached artifact shows up as a mismatch."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "fingerprint"},
+                                  sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}{a.dtype}{a.shape}".encode() + a.tobytes())
+    return h.hexdigest()
 
 
 @dataclass
@@ -24,19 +41,27 @@ class Artifact:
 
     def save(self, path: str | Path) -> None:
         buf = io.BytesIO()
-        meta = dict(self.meta, format_version=FORMAT_VERSION)
+        meta = json.loads(json.dumps(dict(self.meta, format_version=FORMAT_VERSION)))
+        meta["fingerprint"] = content_fingerprint(meta, self.arrays)
         np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
                  **self.arrays)
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "Artifact":
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["__meta__"]).decode())
-            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["__meta__"]).decode())
+                arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ArtifactError(f"artifact {path} is unreadable ({type(err).__name__}: "
+                                f"{err})") from None
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: artifact format {meta.get('format_version')} is not "
-                             f"{FORMAT_VERSION}; delete it so that it is compiled again")
+            raise ArtifactError(f"artifact {path} has format {meta.get('format_version')}, "
+                                f"not {FORMAT_VERSION}")
+        if meta.get("fingerprint") != content_fingerprint(meta, arrays):
+            raise ArtifactError(f"artifact {path} does not match its fingerprint: it was "
+                                "edited or damaged after it was written")
         return cls(meta=meta, arrays=arrays)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -70,29 +71,59 @@ def task_summary(task) -> dict:
             "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
 
 
+def _check_writable(path: str) -> None:
+    """Fail before any work when the circuit file cannot be written."""
+    folder = Path(path).resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if Path(path).is_dir():
+            raise IsADirectoryError(path)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise ValueError(f"--out {path}: cannot write there ({err}); choose a writable file "
+                         "path") from None
+
+
 def cmd_discover(args, extra) -> int:
+    """The workflow's discovery (benchmark.discover.discover_stage): same isolation, limits and
+    record fields; the dataset is built in a temporary folder."""
     from benchmark import load_task
-    from benchmark.discover import circuit_record, discover, write_circuit
+    from benchmark.datasets import dataset_stage
+    from benchmark.discover import discover_stage, resolve_device
+    from benchmark.registry import METHODS
     params = _parse_method_params(extra)
-    task = load_task(args.task, cache=args.cache)
-    result, adapter, p = discover(task, args.method, params, n=args.n, seed=args.seed,
-                                  ablation=args.ablation, device=args.device)
-    record = circuit_record(task, result, adapter, p, n=args.n, seed=args.seed,
-                            ablation=args.ablation, device=args.device)
     if args.out:
-        write_circuit(args.out, record)
-    c = result.counters
-    size = (f"{len(result.circuit)} of {task.graph.n_edges} edges kept"
-            if result.kind == "circuit" else f"scores for {len(result.scores)} edges")
+        _check_writable(args.out)
+    resolve_device(args.device)
+    METHODS.get(args.method).params(args.task, **params)
+    task = load_task(args.task, cache=args.cache)
+    with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
+        data = str(Path(tmp) / "data.pt")
+        dataset_stage(args.task, args.cache, args.n, args.seed, args.n, data)
+        out = args.out or str(Path(tmp) / "circuit.json")
+        record = discover_stage(args.task, args.cache, data, args.method, params, args.ablation,
+                                args.n, args.seed, out, device=args.device,
+                                timeout_s=args.timeout_s, mem_mb=args.mem_mb,
+                                threads=args.threads, eval_examples=args.n)
+    c = record["counters"]
+    if record["status"] != "ok":
+        size = f"{record['status']}: {record['error']}"
+    elif record["kind"] == "circuit":
+        size = f"{len(record['circuit'])} of {task.graph.n_edges} edges kept"
+    else:
+        size = f"scores for {len(record['scores'])} edges"
     print(f"{args.method} on {args.task} (n={args.n}, seed={args.seed}, {args.ablation} "
-          f"ablation): {size}; {c.wall_seconds:.2f} s, {c.forward_passes} forward / "
-          f"{c.backward_passes} backward passes" + (f" -> {args.out}" if args.out else ""))
-    return 0
+          f"ablation): {size}; {c['wall_seconds']:.2f} s, {c['forward_passes']} forward / "
+          f"{c['backward_passes']} backward passes" + (f" -> {args.out}" if args.out else ""))
+    return 0 if record["status"] == "ok" else 1
 
 
 def cmd_update_reference(args) -> int:
     from benchmark import regression
     root = Path(args.scores)
+    if not root.exists():
+        raise ValueError(f"--scores {root}: no such file or folder; run the CI config first "
+                         "(snakemake --cores 2 --configfile config/ci.yaml) or name its scores")
     paths = sorted(root.rglob("*.csv")) if root.is_dir() else [root]
     scores = regression.read_scores(paths)
     out = regression.write_reference(scores, args.out or regression.REFERENCE)
@@ -118,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     d.add_argument("--cache", default=None)
     d.add_argument("--out", default=None, help="circuit JSON to write")
+    d.add_argument("--timeout-s", type=float, default=None,
+                   help="kill the method after this many seconds (default: no limit)")
+    d.add_argument("--mem-mb", type=int, default=None,
+                   help="address-space limit of the method's process (default: none)")
+    d.add_argument("--threads", type=int, default=1)
     u = sub.add_parser("update-reference",
                        help="rewrite the committed CI reference numbers from a CI run")
     u.add_argument("--scores", default="results/ci/scores",

@@ -26,7 +26,12 @@ def resolve_device(device: str | None) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
                          "use --device cpu")
-    return torch.device(device)
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r}: {err}; use cpu, cuda, cuda:N or auto") from None
 
 
 def make_problem(task: Task, n: int, seed: int, ablation: str, device: torch.device,
@@ -82,3 +87,73 @@ def write_circuit(path, record: dict) -> None:
 def read_circuit(path) -> dict:
     with open(path) as f:
         return json.load(f)
+
+
+def adapter_ref(method: str) -> str:
+    """'module:Class' of a registered adapter, so that a fresh process can import it."""
+    cls = METHODS.get(method)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_adapter(ref: str):
+    import importlib
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _discover_child(task_name: str, cache: str, dataset: str, adapter: str, params: dict,
+                    ablation: str, n: int, seed: int, device: str, threads: int) -> dict:
+    """The part of a discovery that runs the method: in the isolated child process."""
+    from benchmark import load_task
+    from benchmark.datasets import load_dataset
+    torch.set_num_threads(max(1, threads))
+    task = load_task(task_name, cache=cache)
+    adapter_cls = _import_adapter(adapter)
+    p = adapter_cls.params(task_name, **params)
+    dev = resolve_device(device)
+    task.to(dev)
+    data = load_dataset(dataset, task_name, n, seed)
+    problem = Problem(model=task.model, graph=task.graph, data=data.discovery.to(dev),
+                      ablation=ablation, output_kind=task.output_kind, seed=seed, device=dev)
+    result = adapter_cls().run(problem, p)
+    record = circuit_record(task, result, adapter_cls(), p, n=n, seed=seed, ablation=ablation,
+                            device=str(dev))
+    if dev.type == "cuda":
+        record["peak_mem_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    return record
+
+
+def discover_stage(task_name: str, cache: str, dataset: str, method: str, params: dict,
+                   ablation: str, n: int, seed: int, out: str, *, device: str = "cpu",
+                   timeout_s: float | None = None, mem_mb: int | None = None,
+                   threads: int = 1, eval_examples: int = 1000) -> dict:
+    """Run one discovery in an isolated child process and write its circuit file.
+
+    Shared by the workflow and the CLI. Whatever the method does (return, raise, hang past
+    `timeout_s`, exceed `mem_mb`, exit, get killed) ends as a circuit file with a status:
+    `ok`, `failed`, `timeout` or `oom`, and the cause in `error`."""
+    from benchmark import load_task
+    from benchmark.isolation import run_isolated
+    from benchmark.datasets import ensure_dataset
+    from benchmark.fingerprint import method_source_hash
+    from benchmark.protocol import Counters, Discovery
+    task = load_task(task_name, cache=cache)        # compiles here, outside the limits
+    adapter_cls = METHODS.get(method)
+    p = adapter_cls.params(task_name, **params)     # bad parameters fail the job, loudly
+    dev = resolve_device(device)
+    ensure_dataset(dataset, task_name, cache, n, seed, eval_examples)
+    outcome = run_isolated(_discover_child, dict(
+        task_name=task_name, cache=cache, dataset=dataset, adapter=adapter_ref(method),
+        params=params, ablation=ablation, n=n, seed=seed, device=str(dev), threads=threads),
+        timeout_s=timeout_s, mem_mb=mem_mb)
+    if outcome.value is not None:
+        record = outcome.value
+    else:
+        empty = Discovery(adapter_cls.output, counters=Counters(wall_seconds=outcome.wall_seconds))
+        record = circuit_record(task, empty, adapter_cls(), p, n=n, seed=seed,
+                                ablation=ablation, device=str(dev))
+    record.setdefault("peak_mem_mb", outcome.peak_mem_mb)
+    record.update(status=outcome.status, error=outcome.error, threads=threads,
+                  source_hash=method_source_hash(method), timeout_s=timeout_s, mem_mb=mem_mb)
+    atomic_write_json(out, record)
+    return record

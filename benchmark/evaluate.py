@@ -14,6 +14,7 @@ import torch
 
 from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.ground_truth import CONVENTIONS
+from benchmark.inputs import space_size
 from benchmark.metrics import agreement, faithfulness, faithfulness_name
 from benchmark.scoring import overlap, roc_auc, roc_point, top_k
 
@@ -24,8 +25,16 @@ COLUMNS = (
                                                   "fpr", "tpr")]
     + ["runtime_s", "forward_passes", "backward_passes", "peak_mem_mb", "status", "error",
        "method_version", "task_version", "git_commit", "config_hash", "device", "hardware",
-       "eval_examples"]
+       "eval_examples", "eval_seen_in_discovery", "input_space"]
 )
+
+
+def seen_fraction(discovery: torch.Tensor, evaluation: torch.Tensor) -> float:
+    """Fraction of evaluation inputs that also occur among the discovery inputs: on a task with
+    a few hundred distinct inputs the "held-out" split is mostly inputs seen in discovery."""
+    seen = {bytes(row) for row in discovery.cpu().numpy().astype("int64")}
+    rows = evaluation.cpu().numpy().astype("int64")
+    return sum(bytes(r) in seen for r in rows) / max(1, len(rows))
 
 
 def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
@@ -69,10 +78,13 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
                 forward_passes=counters.get("forward_passes"),
                 backward_passes=counters.get("backward_passes"),
                 peak_mem_mb=record.get("peak_mem_mb"))
-    if base["status"] != "ok":
-        return [_complete(base)]
     data = task.dataset(n=record["n_examples"], seed=record["seed"], n_eval=eval_examples)
     ev = data.evaluation
+    base.update(eval_seen_in_discovery=round(seen_fraction(data.discovery.clean, ev.clean), 4),
+                input_space=space_size(len(task.meta["symbol_ids"]), task.spec.length,
+                                       task.spec.inputs))
+    if base["status"] != "ok":
+        return [_complete(base)]
     full = task.model(ev.clean)
     auroc = {}
     if record["kind"] == "scores":

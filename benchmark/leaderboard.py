@@ -98,7 +98,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     """The columns the summary and plots use: metrics as floats, exact_* as bools, status
     filled."""
     unused = [c for c in COLUMNS if c.startswith(("precision_", "recall_"))]
-    work = df.drop(columns=unused + ["agreement", "device", "hardware", "eval_examples"])
+    work = df.drop(columns=unused + ["agreement", "device", "hardware", "eval_examples",
+                                     "eval_seen_in_discovery", "input_space"])
     text = {"task", "method", "params", "ablation", "circuit", "faithfulness_metric", "status",
             "error", "method_version", "task_version", "git_commit", "config_hash"}
     for c in work.columns:
@@ -374,15 +375,34 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(table: pd.DataFrame, sparsities) -> str:
+def split_notes(df: pd.DataFrame) -> dict[str, str]:
+    """task -> how held-out its evaluation split is, from the score rows."""
+    notes = {}
+    if "eval_seen_in_discovery" not in df:
+        return notes
+    for task, g in df.groupby("task", sort=True):
+        seen = pd.to_numeric(g.eval_seen_in_discovery, errors="coerce").dropna()
+        space = pd.to_numeric(g.input_space, errors="coerce").dropna()
+        if seen.empty:
+            continue
+        lo, hi = 100 * seen.min(), 100 * seen.max()
+        share = f"{lo:.0f}%" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}%"
+        notes[task] = (f"Evaluation inputs also seen in discovery: {share}"
+                       + (f" ({int(space.iloc[0]):,} distinct inputs)" if len(space) else ""))
+    return notes
+
+
+def to_markdown(table: pd.DataFrame, sparsities, notes: dict | None = None) -> str:
     """A section per task with one Markdown table; failures bold and listed below."""
     out = ["# circuitbench leaderboard", "", LEGEND, ""]
     if table.empty:
         out += ["No score rows.", ""]
     for task, t in table.groupby("task", sort=True):
         cols = display_columns(t, sparsities)
-        out += [f"## {task} ({t.faithfulness_metric.iloc[0]})", "",
-                "| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
+        out += [f"## {task} ({t.faithfulness_metric.iloc[0]})", ""]
+        if (notes or {}).get(task):
+            out += [notes[task] + ".", ""]
+        out += ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
         for r, cells in display_rows(t, cols):
             if r["failed"]:
                 cells = [f"**{x}**" if cs[0] == "status" else x
@@ -476,6 +496,9 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
         cols = display_columns(t, sparsities)
         parts.append(f"<h2 id='{esc(task)}'>{esc(task)} "
                      f"<small>({esc(t.faithfulness_metric.iloc[0])})</small></h2>")
+        note = split_notes(df).get(task)
+        if note:
+            parts.append(f"<p class='split'>{esc(note)}.</p>")
         parts.append(html_table(t, cols))
         failures = _failure_lines(t)
         if failures:
@@ -667,7 +690,7 @@ def build_leaderboard(score_files, out_dir, provenance: dict | None = None) -> d
     plots = plot_all(df, out)
     files = {"scores.csv": df.to_csv(index=False),
              "leaderboard.csv": table.to_csv(index=False),
-             "leaderboard.md": to_markdown(table, sparsities),
+             "leaderboard.md": to_markdown(table, sparsities, split_notes(df)),
              "leaderboard.html": to_html(table, df, plots, provenance or {}, sparsities)}
     for name, text in files.items():
         atomic_write_text(out / name, text)

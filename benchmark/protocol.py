@@ -9,6 +9,8 @@ backward passes are counted the same way for every method.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -56,6 +58,16 @@ class Problem:
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
         self.counters.backward_passes += 1
         loss.backward(**kwargs)
+
+    def grad(self, loss: torch.Tensor, inputs) -> tuple:
+        """torch.autograd.grad of `loss`, counted as one backward pass."""
+        self.counters.backward_passes += 1
+        return torch.autograd.grad(loss, inputs)
+
+    def count_forward(self, examples: int) -> None:
+        """Count a forward that a method computes itself (e.g. ACDC's partial re-runs)."""
+        self.counters.forward_passes += 1
+        self.counters.forward_examples += int(examples)
 
     def ablated(self, split: Split) -> torch.Tensor | None:
         """What removed edges carry on this batch under the problem's ablation.
@@ -113,6 +125,7 @@ class Discovery:
             bad = [e for e, v in self.scores.items() if not _finite(v)]
             if bad:
                 raise ValueError(f"non-finite scores for {len(bad)} edges, e.g. {bad[:3]}")
+            self.scores = {e: float(v) for e, v in self.scores.items()}  # numpy floats too
         elif self.kind == "circuit":
             extra = set(self.circuit or ()) - set(graph.edges)
             if self.circuit is None or extra:
@@ -123,7 +136,47 @@ class Discovery:
 
 
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
+    return (isinstance(v, numbers.Real) and not isinstance(v, bool)
+            and math.isfinite(float(v)))
+
+
+def param(default, *, minimum=None, exclusive_minimum=None, maximum=None, choices=None):
+    """A hyper-parameter with its range, declared where it is defined, e.g.
+    `threshold: float = param(0.01, minimum=0)`. Values are also checked for their type (that of
+    the default; bools are not numbers, ints are floats) and, for numbers, for being finite."""
+    limits = {"minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum,
+              "choices": tuple(choices) if choices is not None else None}
+    return field(default=default, metadata={"limits": limits})
+
+
+def check_param(method: str, f: dataclasses.Field, value):
+    """`value` for parameter `f`, or a ValueError that names the parameter and what it takes."""
+    default = f.default
+    where = f"method {method!r}: parameter {f.name}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} expects true or false, got {value!r}")
+    elif isinstance(default, numbers.Real):
+        want_int = isinstance(default, int)
+        ok = isinstance(value, numbers.Integral) if want_int else isinstance(value, numbers.Real)
+        if isinstance(value, bool) or not ok:
+            raise ValueError(f"{where} expects {'an integer' if want_int else 'a number'}, "
+                             f"got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{where} must be finite, got {value!r}")
+        value = int(value) if want_int else float(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ValueError(f"{where} expects a string, got {value!r}")
+    lim = f.metadata.get("limits", {})
+    if lim.get("minimum") is not None and value < lim["minimum"]:
+        raise ValueError(f"{where} must be >= {lim['minimum']}, got {value!r}")
+    if lim.get("exclusive_minimum") is not None and value <= lim["exclusive_minimum"]:
+        raise ValueError(f"{where} must be > {lim['exclusive_minimum']}, got {value!r}")
+    if lim.get("maximum") is not None and value > lim["maximum"]:
+        raise ValueError(f"{where} must be <= {lim['maximum']}, got {value!r}")
+    if lim.get("choices") is not None and value not in lim["choices"]:
+        raise ValueError(f"{where} must be one of {list(lim['choices'])}, got {value!r}")
+    return value
 
 
 class Adapter:
@@ -147,15 +200,16 @@ class Adapter:
     # -- helpers for callers --------------------------------------------------------------
     @classmethod
     def params(cls, task: str | None = None, **values):
-        """Params from keyword values (strings are converted) over the task's preset, naming
-        unknown keys."""
+        """Params from keyword values (strings are converted) over the task's preset; unknown
+        keys, wrong types and values out of range raise ValueError naming the parameter."""
         values = {**cls.presets.get(task, {}), **values}
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         unknown = set(values) - set(fields)
         if unknown:
             raise ValueError(f"method {cls.name!r} has no parameter(s) {sorted(unknown)}; "
                              f"known: {', '.join(fields) or '(none)'}")
-        converted = {k: _convert(v, fields[k], cls.name) for k, v in values.items()}
+        converted = {k: check_param(cls.name, fields[k], _convert(v, fields[k], cls.name))
+                     for k, v in values.items()}
         return cls.Params(**converted)
 
     def run(self, problem: Problem, params) -> Discovery:

@@ -7,19 +7,19 @@ program's source and the tracr version, so editing a task recompiles it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
-from functools import cached_property
+import sys
+from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from benchmark.artifact import FORMAT_VERSION, Artifact
+from benchmark.artifact import FORMAT_VERSION, Artifact, ArtifactError
 from benchmark.circuit import graph_of
 from benchmark.data import TaskData, make_dataset
+from benchmark.fingerprint import code_key
 from benchmark.ground_truth import CONVENTIONS
 from benchmark.model import TracrTransformer
 from benchmark.registry import TASKS
@@ -37,7 +37,8 @@ def cache_dir() -> Path:
 def spec_key(spec) -> str:
     """Hash of everything that decides the compiled model and its ground truth."""
     fields = {k: repr(getattr(spec, k)) for k in spec.__dataclass_fields__ if k != "program"}
-    fields["program_source"] = inspect.getsource(spec.program)
+    # the task's module and everything it and the compile bridge can execute (fingerprint.py)
+    fields["code"] = code_key(spec.program.__module__, "tasks.build", "benchmark.task")
     fields["tracr"] = package_version("tracr-pypi")
     fields["format"] = FORMAT_VERSION
     fields["ground_truth_code"] = _GT_VERSION
@@ -56,10 +57,23 @@ def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu"
     """The task `name`, compiled and verified on first use. Unknown names list the known ones."""
     spec = TASKS.get(name)
     path = artifact_path(spec, Path(cache) if cache else None)
-    if not path.exists():
+    artifact = None
+    if path.exists():
+        try:
+            artifact = Artifact.load(path)
+        except ArtifactError as err:  # corrupt or edited: never used, rebuilt
+            print(f"warning: {err}; compiling it again", file=sys.stderr)
+    if artifact is None:
         from tasks.build import build_task_artifact  # jax only here
         build_task_artifact(spec).save(path)
-    return Task(spec, Artifact.load(path), device=device)
+        artifact = Artifact.load(path)
+    return Task(spec, artifact, device=device)
+
+
+@lru_cache(maxsize=None)
+def task_key(name: str) -> str:
+    """The key of task `name`'s compiled artifact: changes when anything that decides it does."""
+    return spec_key(TASKS.get(name))
 
 
 class Task:

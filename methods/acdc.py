@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.circuit import Recording
-from benchmark.protocol import Adapter, Discovery, Problem
+from benchmark.protocol import Adapter, Discovery, Problem, param
 
 
 class ACDC(Adapter):
@@ -27,7 +27,7 @@ class ACDC(Adapter):
 
     @dataclass(frozen=True)
     class Params:
-        threshold: float = 0.01
+        threshold: float = param(0.01, minimum=0)
 
     @torch.no_grad()
     def discover(self, problem: Problem, params) -> Discovery:
@@ -51,8 +51,7 @@ class ACDC(Adapter):
                     e = port_edges[w]
                     mask[e] = 0.0
                     trial = state.without_edge(mask, g, p, w)
-                    problem.counters.forward_passes += 1
-                    problem.counters.forward_examples += len(data)
+                    problem.count_forward(len(data))
                     new = float(problem.metric(full, trial.out))
                     tested += 1
                     if new - current < params.threshold:

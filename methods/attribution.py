@@ -34,8 +34,7 @@ def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -
             rec = Recording()
             out = problem.forward(batch.clean, None, None, record=rec, embeddings=embeddings)
             loss = problem.task_loss(full, out)
-            problem.counters.backward_passes += 1
-            step = torch.autograd.grad(loss, rec.group_inputs)
+            step = problem.grad(loss, rec.group_inputs)
             grads = [s if a.numel() == 0 else a + s for a, s in zip(grads, step)]
         delta = _ablated_minus_clean(clean, ablated).flatten(1)  # [W, B*S*D]
         for group, grad in zip(graph.groups, grads):

@@ -5,7 +5,7 @@ batch. Scores are |(ablated - clean) . dL/d(reader input)|; higher means more im
 """
 from dataclasses import dataclass
 
-from benchmark.protocol import Adapter, Discovery, Problem
+from benchmark.protocol import Adapter, Discovery, Problem, param
 from methods.attribution import attribution_scores
 
 
@@ -16,7 +16,8 @@ class EAP(Adapter):
 
     @dataclass(frozen=True)
     class Params:
-        batch_size: int = 20_000  # examples per gradient; bounds memory, not the result
+        # examples per gradient; bounds memory, not the result
+        batch_size: int = param(20_000, minimum=1)
 
     def discover(self, problem: Problem, params) -> Discovery:
         scores = attribution_scores(problem, [1.0], params.batch_size).abs()

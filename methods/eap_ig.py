@@ -6,7 +6,7 @@ the clean run. Cost: steps forward and backward passes per batch, plus the clean
 """
 from dataclasses import dataclass
 
-from benchmark.protocol import Adapter, Discovery, Problem
+from benchmark.protocol import Adapter, Discovery, Problem, param
 from methods.attribution import attribution_scores
 
 
@@ -17,8 +17,8 @@ class EAPIG(Adapter):
 
     @dataclass(frozen=True)
     class Params:
-        steps: int = 5
-        batch_size: int = 20_000
+        steps: int = param(5, minimum=1)
+        batch_size: int = param(20_000, minimum=1)
 
     def discover(self, problem: Problem, params) -> Discovery:
         if params.steps < 1:

@@ -67,7 +67,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark.data import Split
-from benchmark.protocol import Adapter, Discovery, Problem
+from benchmark.protocol import Adapter, Discovery, Problem, param
 
 EPS = 1e-6                 # keeps the uniform noise away from 0 and 1
 CACHE_BYTES = 1 << 30      # precompute resample-ablated outputs for the whole split up to 1 GiB
@@ -82,19 +82,24 @@ class EdgePruning(Adapter):
     @dataclass(frozen=True)
     class Params:
         # defaults: the paper's Tracr `reverse` settings, with per-example sampling
-        steps: int = 6000
-        batch_size: int = 16
-        mask_lr: float = 0.03          # Adam on log_alpha
-        lambda_lr: float = 1e-3        # Adam, gradient ascent, on (lambda1, lambda2)
-        target_sparsity: float = 1.02  # fraction of edges removed; > 1 keeps pushing
-        warmup_fraction: float = 0.1   # of the steps over which the target ramps up from 0 ...
-        warmup_steps: int = -1         # ... unless this is >= 0 (then in steps; 0 = no ramp)
+        steps: int = param(6000, minimum=1)
+        batch_size: int = param(16, minimum=1)
+        # Adam on log_alpha; Adam, gradient ascent, on (lambda1, lambda2)
+        mask_lr: float = param(0.03, exclusive_minimum=0)
+        lambda_lr: float = param(1e-3, minimum=0)
+        # fraction of edges removed; > 1 keeps pushing
+        target_sparsity: float = param(1.02, minimum=0)
+        # the target ramps up from 0 over this fraction of the steps, unless warmup_steps >= 0
+        # (then in steps; 0 = no ramp)
+        warmup_fraction: float = param(0.1, minimum=0, maximum=1)
+        warmup_steps: int = param(-1, minimum=-1)
         init_log_alpha: float = 10.0
-        init_std: float = 0.01
-        beta: float = 2 / 3            # hard-concrete temperature
+        init_std: float = param(0.01, minimum=0)
+        beta: float = param(2 / 3, exclusive_minimum=0)  # hard-concrete temperature
         stretch_left: float = -0.1     # l
         stretch_right: float = 1.1     # r
-        threshold: float = 0.005       # on the deterministic mask, for the final circuit
+        # on the deterministic mask, for the final circuit
+        threshold: float = param(0.005, minimum=0, maximum=1)
         sample_per_example: bool = True
         node_masks: bool = False
         progress: bool = False         # tqdm bar over the training steps

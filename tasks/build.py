@@ -32,6 +32,29 @@ def ground_truth_inputs(spec: TaskSpec, meta: dict):
     return t(tokens), t(tokens[i]), t(tokens[j])
 
 
+class DegenerateTaskError(ValueError):
+    """A task on which no circuit can be right or wrong: refused, not benchmarked."""
+
+
+def refuse_degenerate(spec: TaskSpec, model, tokens, ground_truth: dict) -> None:
+    """A program whose output ignores its input on the task's vocabulary (e.g. counting a token
+    that is not in it) compiles and verifies, but every method "recovers" its empty circuit."""
+    with torch.no_grad():
+        out = model(tokens)[:, 1:]
+    answers = out.argmax(-1) if spec.output == "categorical" else out[..., 0]
+    if bool((answers == answers[:1]).all()):
+        raise DegenerateTaskError(
+            f"task {spec.name!r}: the compiled model gives the same output for all "
+            f"{len(tokens)} inputs checked, so its output does not depend on its input; check "
+            "that the program's comparisons use values of the vocabulary")
+    empty = [c for c in ("zero", "resample") if not ground_truth[c]]
+    if empty:
+        raise DegenerateTaskError(
+            f"task {spec.name!r}: its {' and '.join(empty)} ground truth is empty (no edge "
+            "changes the output when ablated); choose a vocabulary or length on which the "
+            "program's output varies")
+
+
 def build_task_artifact(spec: TaskSpec) -> Artifact:
     artifact = build_artifact(spec)
     t0 = time.perf_counter()
@@ -39,6 +62,7 @@ def build_task_artifact(spec: TaskSpec) -> Artifact:
     tokens, clean, corrupted = ground_truth_inputs(spec, artifact.meta)
     artifact.meta["ground_truth"] = derive_ground_truth(model, tokens, clean, corrupted,
                                                         spec.output, spec.numerical_atol)
+    refuse_degenerate(spec, model, tokens, artifact.meta["ground_truth"])
     artifact.meta["ground_truth_inputs"] = {"n_inputs": len(tokens), "n_pairs": len(clean)}
     artifact.meta["ground_truth_seconds"] = round(time.perf_counter() - t0, 3)
     return artifact

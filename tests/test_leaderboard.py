@@ -27,7 +27,8 @@ def _row(**kw):
     row.update(task="reverse", ablation="zero", n_examples=1000, status="ok", error="",
                faithfulness_metric="kl", method_version="1", task_version="1",
                git_commit="c0ffee", config_hash="cfg1", n_edges=100, device="cpu",
-               hardware="x86_64", eval_examples=500)
+               hardware="x86_64", eval_examples=500, eval_seen_in_discovery=0.97,
+               input_space=81)
     row.update(kw)
     return row
 
@@ -183,6 +184,13 @@ def test_failures_are_counted_and_visible(board):
     assert "<tr class='failed'>" in page
     assert "<td class='l bad'>failed (1/2)</td>" in page
     assert "<td class='l bad'>timeout (1/1)</td>" in page
+
+
+def test_each_task_says_how_held_out_its_evaluation_split_is(board):
+    _, _, out, _ = board
+    note = "Evaluation inputs also seen in discovery: 97% (81 distinct inputs)."
+    assert note in out["leaderboard.md"].read_text()
+    assert f"<p class='split'>{note}</p>" in out["leaderboard.html"].read_text()
 
 
 def test_html_is_static_and_has_provenance(board):

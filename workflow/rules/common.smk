@@ -4,7 +4,9 @@ import os
 import json
 
 from benchmark import list_tasks
-from benchmark.pipeline import config_hash, method_source_hash
+from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
+from benchmark.pipeline import config_hash
+from benchmark.task import task_key
 from benchmark.registry import METHODS
 
 RESULTS = config["results"]
@@ -43,7 +45,17 @@ def _check_names(study, block):
                 raise ValueError(f"config studies.{study}.methods.{m}: {err}") from None
 
 
+def _check_device(device):
+    """Fail at config time, not in the first job, on a device this machine does not have."""
+    from benchmark.discover import resolve_device
+    try:
+        resolve_device(device)
+    except ValueError as err:
+        raise ValueError(f"config device: {err} (or set device: cpu in the config)") from None
+
+
 def _runs():
+    _check_device(config["device"])
     runs = {}
     for study, block in config["studies"].items():
         _check_names(study, block)

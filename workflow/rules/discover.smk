@@ -1,8 +1,10 @@
 rule discover:
     """One method, one setting, one task, seed, size and ablation -> a circuit file.
 
-    The method's version and source hash are params: editing methods/<name>.py reruns its jobs.
-    A crash or a timeout is written as a `failed` / `timeout` circuit file, not a job failure.
+    The method's version, the hash of every project module its run can execute and the task's
+    key are params: editing any of them reruns its jobs (benchmark/fingerprint.py). The method
+    runs in a child process killed at timeout_s and capped at mem_mb; a crash, hang, exit or
+    kill is written as a `failed` / `timeout` / `oom` circuit file, not a job failure.
     """
     input:
         task=f"{RESULTS}/tasks/{{task}}.json",
@@ -17,12 +19,15 @@ rule discover:
         values=lambda wc: json.dumps(run_of(wc)["values"], sort_keys=True),
         version=lambda wc: METHODS.get(wc.method).version,
         source=lambda wc: method_source_hash(wc.method),
+        task_key=lambda wc: task_key(wc.task),
         cache=CACHE,
         device=config["device"],
         timeout_s=config["timeout_s"],
+        mem_mb=config["mem_mb"],
+        eval_examples=config["eval_examples"],
     threads: config["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=config["mem_mb"] + 2000,
         runtime=lambda wc: int(config["timeout_s"] / 60) + 10,
     conda:
         "../envs/circuitbench.yaml"

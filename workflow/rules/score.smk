@@ -12,6 +12,8 @@ rule score:
         sparsities=config["sparsities"],
         eval_examples=config["eval_examples"],
         config_hash=CONFIG_HASH,
+        code=scoring_code_key(),
+        task_key=lambda wc: task_key(wc.task),
     resources:
         mem_mb=4000,
     conda:

@@ -6,6 +6,7 @@ rule compile_task:
         f"{RESULTS}/logs/compile/{{task}}.log",
     params:
         cache=CACHE,
+        task_key=lambda wc: task_key(wc.task),
     resources:
         mem_mb=4000,
     conda:
@@ -25,6 +26,8 @@ rule make_dataset:
     params:
         cache=CACHE,
         eval_examples=config["eval_examples"],
+        task_key=lambda wc: task_key(wc.task),
+        code=data_code_key(),
     resources:
         mem_mb=2000,
     conda:

@@ -1,0 +1,103 @@
+"""Fingerprints of code: what decides whether a cached result is still the result of this code.
+
+Snakemake reruns a job when its params change, not when a module its script imports changes.
+So each stage passes, as a param, a hash of the source of every project module that its code
+can execute: the entry module and, transitively, every module of the project's packages
+(`benchmark`, `methods`, `tasks`, plus the entry module's own package) that it imports,
+including imports inside functions. Imports are read from the source (ast), not from a run, so
+a branch not taken still counts: the key errs towards rerunning.
+
+A package's `__init__` counts when it is imported by name (`from benchmark import load_task`);
+one that runs only because a submodule is imported (`benchmark.protocol`) re-exports and is not
+followed, so that editing an unrelated stage does not rerun every method.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_PACKAGES = ("benchmark", "methods", "tasks")
+
+
+@lru_cache(maxsize=None)
+def _origin(module: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return spec.origin
+
+
+def _resolve(module: str, level: int, current: str, is_package: bool) -> str:
+    if level == 0:
+        return module
+    base = current.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _imports(module: str, path: str) -> set[str]:
+    tree = ast.parse(Path(path).read_text(), filename=path)
+    is_package = Path(path).name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node.module or "", node.level, module, is_package)
+            subs = [f"{base}.{a.name}" for a in node.names if _origin(f"{base}.{a.name}")]
+            found.update(subs)
+            if len(subs) < len(node.names):  # names defined in `base` itself
+                found.add(base)
+    return found
+
+
+def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, str]:
+    """{module name: source path} of `entry` and the project modules it can execute."""
+    roots = set(packages) | {entry.split(".")[0]}
+    seen: dict[str, str] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in seen or name.split(".")[0] not in roots:
+            continue
+        path = _origin(name)
+        if path is None:
+            continue
+        seen[name] = path
+        todo.extend(_imports(name, path))
+    return seen
+
+
+def code_key(*entries: str, extra: str = "") -> str:
+    """One hash over the sources of the closures of `entries` (and `extra`)."""
+    h = hashlib.sha256(extra.encode())
+    modules: dict[str, str] = {}
+    for entry in entries:
+        modules.update(module_closure(entry))
+    for name in sorted(modules):
+        h.update(name.encode() + b"\0" + Path(modules[name]).read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def method_source_hash(method: str) -> str:
+    """Hash of every project module a discovery with `method` can execute (the adapter's module,
+    the modules it imports, the discover stage): editing any of them reruns its jobs."""
+    from benchmark.registry import METHODS
+    return code_key(METHODS.get(method).__module__, "benchmark.discover")
+
+
+def scoring_code_key() -> str:
+    """Hash of the scoring code: editing it rescores every circuit."""
+    return code_key("benchmark.evaluate")
+
+
+def data_code_key() -> str:
+    """Hash of the dataset code: editing it rebuilds every dataset."""
+    return code_key("benchmark.data")

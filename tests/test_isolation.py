@@ -1,0 +1,94 @@
+"""Every way a method can misbehave becomes a named circuit file; nothing else is lost.
+
+Each adapter of faulty_methods.py runs through the workflow's discover stage (the one the CLI
+uses too), in its isolated child process under a time and memory limit.
+"""
+import json
+import time
+
+import pytest
+
+import faulty_methods
+from benchmark.datasets import dataset_stage
+from benchmark.discover import discover_stage
+from benchmark.registry import METHODS
+
+
+@pytest.fixture(scope="module")
+def faulty(get_task):
+    get_task("xproportion")
+    METHODS.names()
+    for cls in faulty_methods.FAULTY:
+        METHODS.register(cls, "tests/faulty_methods.py")
+    yield
+    for cls in faulty_methods.FAULTY:
+        METHODS._load().pop(cls.name)
+        METHODS._sources.pop(cls.name)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, task_cache):
+    path = str(tmp_path_factory.mktemp("data") / "xproportion.pt")
+    dataset_stage("xproportion", task_cache, 50, 0, 50, path)
+    return path
+
+
+def _run(method, dataset, task_cache, tmp_path, **limits):
+    out = tmp_path / f"{method}.json"
+    record = discover_stage("xproportion", task_cache, dataset, method, {}, "zero", 50, 0,
+                            str(out), eval_examples=50, **limits)
+    assert json.loads(out.read_text()) == record  # the file is written, whatever happened
+    return record
+
+
+def test_timeout_swallowing_adapter_is_killed(faulty, dataset, task_cache, tmp_path):
+    start = time.perf_counter()
+    record = _run("faulty_swallow", dataset, task_cache, tmp_path, timeout_s=3)
+    elapsed = time.perf_counter() - start
+    assert record["status"] == "timeout"
+    assert "time limit of 3 s" in record["error"] and "killed" in record["error"]
+    assert elapsed < 20, f"the limit is hard: killed after {elapsed:.1f} s, not 3 s + startup"
+    assert record["scores"] is None
+
+
+@pytest.mark.parametrize("method, status, cause", [
+    ("faulty_exit0", "failed", "exit code 0"),
+    ("faulty_os_exit", "failed", "exit code 3"),
+    ("faulty_sigkill", "oom", "SIGKILL"),
+    ("faulty_sigsegv", "failed", "SIGSEGV"),
+    ("faulty_raise", "failed", "RuntimeError: the method broke"),
+])
+def test_a_dying_adapter_is_a_named_cell(faulty, dataset, task_cache, tmp_path, method, status,
+                                         cause):
+    record = _run(method, dataset, task_cache, tmp_path, timeout_s=60)
+    assert record["status"] == status and cause in record["error"]
+    assert record["method"] == method and record["n_edges"] == 32
+
+
+def test_memory_limit_gives_oom(faulty, dataset, task_cache, tmp_path):
+    record = _run("faulty_hog", dataset, task_cache, tmp_path, timeout_s=60, mem_mb=4000)
+    assert record["status"] == "oom", record["error"]
+    assert "memory limit 4000 MB" in record["error"]
+
+
+def test_numpy_float_scores_are_finite(faulty, dataset, task_cache, tmp_path):
+    record = _run("numpy_scores", dataset, task_cache, tmp_path, timeout_s=60)
+    assert record["status"] == "ok", record["error"]
+    assert record["scores"]["tok_embeds->a0.h0<q>"] == 0.0
+
+
+def test_a_real_method_matches_its_in_process_run(get_task, dataset, task_cache, tmp_path):
+    """Isolation changes nothing about the result: ACDC's circuit is the same as when it runs
+    in this process, and the peak memory is the child's own (well under the parent's)."""
+    from benchmark.datasets import load_dataset
+    from benchmark.protocol import Problem
+    record = _run("acdc", dataset, task_cache, tmp_path, timeout_s=120)
+    task = get_task("xproportion")
+    data = load_dataset(dataset, "xproportion", 50, 0)
+    problem = Problem(model=task.model, graph=task.graph, data=data.discovery, ablation="zero",
+                      output_kind=task.output_kind, seed=0)
+    adapter = METHODS.get("acdc")
+    direct = adapter().run(problem, adapter.params("xproportion"))
+    assert record["status"] == "ok"
+    assert set(record["circuit"]) == set(direct.circuit)
+    assert 0 < record["peak_mem_mb"] < 2000
