@@ -32,11 +32,30 @@ def score_stage(task_name: str, cache: str, circuits: list[str], out: str, *,
     task = load_task(task_name, cache=cache)
     rows = []
     for path in circuits:
-        with open(path) as f:
-            record = json.load(f)
+        record = read_circuit(path, task_name)
         rows.extend(score_record(task, record, sparsities=sparsities,
                                  eval_examples=eval_examples, config_hash=config_hash_))
     atomic_write_text(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+
+
+CIRCUIT_FIELDS = ("task", "method", "params", "seed", "n_examples", "ablation", "kind", "status")
+
+
+def read_circuit(path: str, task_name: str) -> dict:
+    """A circuit file, checked: readable JSON with the fields scoring needs, of this task."""
+    fix = f"delete {path} and rerun: Snakemake then reruns that discovery"
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"circuit file {path} is unreadable ({err}); {fix}") from None
+    missing = [k for k in CIRCUIT_FIELDS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise ValueError(f"circuit file {path} lacks {', '.join(missing)}; {fix}")
+    if record["task"] != task_name:
+        raise ValueError(f"circuit file {path} is of task {record['task']!r}, not "
+                         f"{task_name!r}; {fix}")
+    return record
 
 
 def leaderboard_stage(score_files: list[str], out_dir: str, provenance: dict) -> None:

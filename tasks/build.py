@@ -42,12 +42,14 @@ def refuse_degenerate(spec: TaskSpec, model, tokens, ground_truth: dict) -> None
     with torch.no_grad():
         out = model(tokens)[:, 1:]
     answers = out.argmax(-1) if spec.output == "categorical" else out[..., 0]
-    if bool((answers == answers[:1]).all()):
+    if bool((answers == answers[:1]).all()) and not spec.constant_output:
         raise DegenerateTaskError(
             f"task {spec.name!r}: the compiled model gives the same output for all "
             f"{len(tokens)} inputs checked, so its output does not depend on its input; check "
-            "that the program's comparisons use values of the vocabulary")
-    empty = [c for c in ("zero", "resample") if not ground_truth[c]]
+            "that the program's comparisons use values of the vocabulary (or declare "
+            "constant_output=True in its TaskSpec if that is the task)")
+    empty = [c for c in ("zero", "resample") if not ground_truth[c]
+             and not (c == "resample" and spec.constant_output)]
     if empty:
         raise DegenerateTaskError(
             f"task {spec.name!r}: its {' and '.join(empty)} ground truth is empty (no edge "

@@ -10,4 +10,5 @@ def program():
 
 
 TASK = TaskSpec(name="length", program=program, vocab=("a", "b", "c"), max_seq_len=5, length=4,
-                output="categorical", description="length of the input")
+                output="categorical", description="length of the input",
+                constant_output=True)

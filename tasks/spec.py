@@ -37,6 +37,9 @@ class TaskSpec:
     numerical_atol: float = 1e-3
     # Verification enumerates every input up to this many, else checks a seeded sample.
     max_verify_inputs: int = 4096
+    # A program whose answer is the same for every valid input (length, on inputs of one
+    # length) is refused unless it says so here; its resample ground truth is then empty.
+    constant_output: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):

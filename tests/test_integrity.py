@@ -116,3 +116,14 @@ def test_a_task_whose_output_ignores_its_input_is_refused():
                     max_seq_len=4, length=3, output="numerical")
     with pytest.raises(DegenerateTaskError, match="does not depend on its input"):
         build_task_artifact(spec)
+
+
+def test_a_damaged_circuit_file_is_named_with_the_fix(tmp_path):
+    from benchmark.pipeline import read_circuit
+    path = tmp_path / "c.json"
+    path.write_text('{"task": "reverse", "meth')
+    with pytest.raises(ValueError, match=rf"circuit file {path} is unreadable .*delete {path}"):
+        read_circuit(str(path), "reverse")
+    path.write_text('{"task": "reverse"}')
+    with pytest.raises(ValueError, match="lacks method, params"):
+        read_circuit(str(path), "reverse")

@@ -153,3 +153,58 @@ def test_truncated_dataset_is_rebuilt_and_no_circuit_lost(project):
                                   before.drop(columns=timing).reset_index(drop=True))
     logs = "".join(p.read_text() for p in (project / "results/logs").rglob("*.log"))
     assert "n50_s0.pt is unreadable" in logs and "rebuilding it" in logs
+
+
+FAULTY_METHOD = '''
+import os
+import sys
+from dataclasses import dataclass
+
+from benchmark.protocol import Adapter
+
+
+class {cls}(Adapter):
+    name = "{name}"
+    version = "1"
+    output = "scores"
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def discover(self, problem, params):
+        {body}
+
+
+ADAPTER = {cls}
+'''
+
+
+def test_self_killing_methods_leave_cells_and_a_complete_leaderboard(project):
+    """Methods that exit the interpreter or kill their own process, run by the workflow: the
+    jobs succeed, the cells say what happened, the other methods and the leaderboard are there."""
+    added = {"selfkill": "os.kill(os.getpid(), 9)", "exits": "sys.exit(0)"}
+    for name, body in added.items():
+        (project / f"methods/{name}.py").write_text(
+            FAULTY_METHOD.format(cls=name.title(), name=name, body=body))
+    config = (CONFIG.format(cache=os.environ["CIRCUITBENCH_CACHE"])
+              .replace("results: results", "results: results_faulty")
+              .replace("tasks: [reverse, xproportion]", "tasks: [xproportion]")
+              .replace("      eap: null\n", "      selfkill: null\n      exits: null\n"))
+    (project / "tiny.yaml").rename(project / "tiny.yaml.orig")
+    (project / "tiny.yaml").write_text(config)
+    try:
+        proc = _smk(project)
+    finally:
+        (project / "tiny.yaml.orig").replace(project / "tiny.yaml")
+        for name in added:
+            (project / f"methods/{name}.py").unlink()
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    board = project / "results_faulty/leaderboard"
+    scores = pd.read_csv(board / "scores.csv")
+    status = dict(zip(scores.method, scores.status))
+    assert status == {"random": "ok", "selfkill": "oom", "exits": "failed"}, status
+    errors = dict(zip(scores.method, scores.error))
+    assert "SIGKILL" in errors["selfkill"] and "exit code 0" in errors["exits"]
+    md = (board / "leaderboard.md").read_text()
+    assert "selfkill" in md and "exits" in md and "random" in md
