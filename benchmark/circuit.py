@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from benchmark.conventions import ABLATIONS
 from benchmark.graph import Graph, ReaderGroup
-
-ABLATIONS = ("zero", "resample", "mean")
 
 
 @dataclass
@@ -63,6 +62,13 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
             record.group_inputs[:start_group] = start.group_inputs[:start_group]
     mask_rows = None if mask is None else (mask if mask.dim() == 2 else mask.unsqueeze(0))
     plain = mask is None and ablated is None
+    stacked = None
+    if not plain and not torch.is_grad_enabled():
+        # without autograd, writers also go into one [W, B, S, D] buffer: each group reads a
+        # view of it instead of re-stacking every writer before it (the ground truth's cost)
+        stacked = writers[0].new_empty((graph.groups[-1].n_writers_before, *writers[0].shape))
+        for w, out in enumerate(writers):
+            stacked[w] = out
     resid, n_summed = None, 0
     for g in range(start_group, len(graph.groups)):
         group = graph.groups[g]
@@ -72,29 +78,33 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
             n_summed = group.n_writers_before
             x = resid.unsqueeze(0).expand(len(group.ports), -1, -1, -1)
         else:
-            x = group_input(group, writers, mask_rows, ablated)  # [P, B, S, D]
+            x = group_input(group, writers, mask_rows, ablated, stacked)  # [P, B, S, D]
         if record is not None and record.keep_inputs:
             record.group_inputs[g] = x
         if group.kind == "attn":
             p, b, s, d = x.shape
             qkv = x.view(model.n_heads, 3, b, s, d)
             heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2])
-            writers.extend(heads.unbind(0))
+            new = heads.unbind(0)
         elif group.kind == "mlp":
-            writers.append(model.mlp(group.layer, x[0]))
+            new = (model.mlp(group.layer, x[0]),)
         else:
             return model.unembed(x[0])
+        if stacked is not None:
+            stacked[len(writers):len(writers) + len(new)] = torch.stack(new)
+        writers.extend(new)
     raise AssertionError("graph has no logits group")
 
 
-def group_input(group: ReaderGroup, writers, mask_rows, ablated) -> torch.Tensor:
+def group_input(group: ReaderGroup, writers, mask_rows, ablated,
+                stacked: torch.Tensor | None = None) -> torch.Tensor:
     """Every port's input [P, B, S, D]: sum_w mask[w, p] * clean_w + (1 - mask) * ablated_w.
 
     Written as one matrix product over writers for speed; its sum over a short writer axis runs
     in writer order, which the exactness tests pin down.
     """
     n_w, n_p = group.n_writers_before, len(group.ports)
-    clean = torch.stack(writers[:n_w])  # [W, B, S, D]
+    clean = torch.stack(writers[:n_w]) if stacked is None else stacked[:n_w]  # [W, B, S, D]
     if mask_rows is None:
         m = torch.ones(1, n_w, n_p, dtype=clean.dtype, device=clean.device)
     else:

@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmark.conventions import ABLATIONS, CONVENTIONS
+
 
 def _parse_method_params(extra: list[str]) -> dict:
     params, i = {}, 0
@@ -50,7 +52,7 @@ def cmd_compile(args) -> int:
     for name in args.task:
         task = load_task(name, cache=args.cache)
         m = task.meta
-        gt = {k: len(task.ground_truth(k)) for k in ("structural", "zero", "resample")}
+        gt = {k: len(task.ground_truth(k)) for k in CONVENTIONS}
         v = m["verification"]
         print(f"{name}: {task.graph.n_edges} edges, verified on {v['n_inputs']} inputs "
               f"(max |torch - haiku| = {v['max_abs_diff_torch_vs_haiku']:.2g}), "
@@ -67,7 +69,7 @@ def task_summary(task) -> dict:
             "output_kind": task.output_kind, "verification": m["verification"],
             "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
             "ground_truth": {k: sorted(task.ground_truth(k), key=task.graph.edge_to_index.get)
-                             for k in ("structural", "zero", "resample")},
+                             for k in CONVENTIONS},
             "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
 
 
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--method", required=True)
     d.add_argument("--n", type=int, default=1000, help="discovery examples")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--ablation", default="zero", choices=["zero", "resample", "mean"])
+    d.add_argument("--ablation", default="zero", choices=list(ABLATIONS))
     d.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     d.add_argument("--cache", default=None)
     d.add_argument("--out", default=None, help="circuit JSON to write")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import subprocess
 from importlib.metadata import version as package_version
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 
 from benchmark.artifact import atomic_write_json
+from benchmark.data import Split
 from benchmark.protocol import Discovery, Problem
 from benchmark.registry import METHODS
 from benchmark.task import Task
@@ -35,12 +35,15 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def make_problem(task: Task, n: int, seed: int, ablation: str, device: torch.device,
-                 batch_size: int = 100_000) -> Problem:
+                 batch_size: int = 100_000, discovery: Split | None = None) -> Problem:
+    """The method's view of a task: model, graph, the discovery split (`discovery`, or drawn
+    from n and seed), the ablation and the task's losses."""
     task.to(device)
-    data = task.dataset(n=n, seed=seed)
-    return Problem(model=task.model, graph=task.graph, data=data.discovery.to(device),
-                   ablation=ablation, output_kind=task.output_kind, seed=seed, device=device,
-                   batch_size=batch_size)
+    if discovery is None:
+        discovery = task.dataset(n=n, seed=seed).discovery
+    return Problem(model=task.model, graph=task.graph, data=discovery.to(device),
+                   ablation=ablation, output_kind=task.output_kind, partial=task.partial,
+                   seed=seed, device=device, batch_size=batch_size)
 
 
 def discover(task: Task, method: str, params: dict | None = None, *, n: int = 1000,
@@ -84,11 +87,6 @@ def write_circuit(path, record: dict) -> None:
     atomic_write_json(path, record)
 
 
-def read_circuit(path) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
 def adapter_ref(method: str) -> str:
     """'module:Class' of a registered adapter, so that a fresh process can import it."""
     cls = METHODS.get(method)
@@ -111,10 +109,8 @@ def _discover_child(task_name: str, cache: str, dataset: str, adapter: str, para
     adapter_cls = _import_adapter(adapter)
     p = adapter_cls.params(task_name, **params)
     dev = resolve_device(device)
-    task.to(dev)
-    data = load_dataset(dataset, task_name, n, seed)
-    problem = Problem(model=task.model, graph=task.graph, data=data.discovery.to(dev),
-                      ablation=ablation, output_kind=task.output_kind, seed=seed, device=dev)
+    discovery = load_dataset(dataset, task_name, n, seed).discovery
+    problem = make_problem(task, n, seed, ablation, dev, discovery=discovery)
     result = adapter_cls().run(problem, p)
     record = circuit_record(task, result, adapter_cls(), p, n=n, seed=seed, ablation=ablation,
                             device=str(dev))

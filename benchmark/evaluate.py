@@ -13,7 +13,7 @@ import math
 import torch
 
 from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.ground_truth import CONVENTIONS
+from benchmark.conventions import CONVENTIONS
 from benchmark.inputs import space_size
 from benchmark.metrics import agreement, faithfulness, faithfulness_name
 from benchmark.scoring import overlap, roc_auc, roc_point, top_k
@@ -55,8 +55,9 @@ def evaluate_circuit(task, edges, tokens, corrupted, ablation: str, full=None) -
     full = model(tokens) if full is None else full
     ablated = ablated_outputs(model, ablation, tokens, corrupted)
     out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
-    return {"faithfulness": float(faithfulness(full, out, task.output_kind)),
-            "agreement": agreement(full, out, task.output_kind, task.spec.numerical_atol)}
+    return {"faithfulness": float(faithfulness(full, out, task.output_kind, task.partial)),
+            "agreement": agreement(full, out, task.output_kind, task.spec.numerical_atol,
+                                   task.partial)}
 
 
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,

@@ -42,7 +42,9 @@ def _resolve(module: str, level: int, current: str, is_package: bool) -> str:
     return ".".join(base + ([module] if module else []))
 
 
-def _imports(module: str, path: str) -> set[str]:
+def _imports(module: str, path: str, roots: frozenset) -> set[str]:
+    """Modules imported by `module`'s source; names outside `roots` are not resolved (finding
+    `tracr.compiler.lib` would import tracr.compiler, hence jax: 1.5 s per process)."""
     tree = ast.parse(Path(path).read_text(), filename=path)
     is_package = Path(path).name == "__init__.py"
     found: set[str] = set()
@@ -51,6 +53,9 @@ def _imports(module: str, path: str) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _resolve(node.module or "", node.level, module, is_package)
+            if base.split(".")[0] not in roots:
+                found.add(base)
+                continue
             subs = [f"{base}.{a.name}" for a in node.names if _origin(f"{base}.{a.name}")]
             found.update(subs)
             if len(subs) < len(node.names):  # names defined in `base` itself
@@ -60,7 +65,7 @@ def _imports(module: str, path: str) -> set[str]:
 
 def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, str]:
     """{module name: source path} of `entry` and the project modules it can execute."""
-    roots = set(packages) | {entry.split(".")[0]}
+    roots = frozenset(packages) | {entry.split(".")[0]}
     seen: dict[str, str] = {}
     todo = [entry]
     while todo:
@@ -71,7 +76,7 @@ def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
         if path is None:
             continue
         seen[name] = path
-        todo.extend(_imports(name, path))
+        todo.extend(_imports(name, path, roots))
     return seen
 
 

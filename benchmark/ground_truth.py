@@ -16,16 +16,25 @@ changes them. A failure raises GroundTruthError, never a silently wrong ground t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from benchmark.circuit import Recording, ablated_outputs, graph_of, run_circuit
 from benchmark.metrics import changed_examples
 
-CONVENTIONS = ("structural", "zero", "resample")
 
 
 class GroundTruthError(AssertionError):
     pass
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How answers are compared: output kind, numerical tolerance, None positions skipped."""
+    kind: str
+    atol: float
+    partial: bool = False
 
 
 def structural_edges(model) -> frozenset[str]:
@@ -39,13 +48,13 @@ def structural_edges(model) -> frozenset[str]:
     return frozenset(kept)
 
 
-def _changes(model, kind, atol, tokens, ablated, full, mask, start=None, group=0) -> bool:
+def _changes(model, readout, tokens, ablated, full, mask, start=None, group=0) -> bool:
     with torch.no_grad():
         out = run_circuit(model, tokens, mask, ablated, start=start, start_group=group)
-    return bool(changed_examples(full, out, kind, atol).any())
+    return bool(changed_examples(full, out, readout.kind, readout.atol, readout.partial).any())
 
 
-def necessary_edges(model, candidates, tokens, ablated, kind, atol) -> frozenset[str]:
+def necessary_edges(model, candidates, tokens, ablated, readout) -> frozenset[str]:
     """Candidates whose single ablation (from the full model) changes some answer."""
     graph = graph_of(model)
     cache = Recording()
@@ -57,17 +66,17 @@ def necessary_edges(model, candidates, tokens, ablated, kind, atol) -> frozenset
         mask = ones.clone()
         mask[graph.edge_to_index[edge]] = 0.0
         # only the edge's reader and what follows it change: reuse the rest of the full run
-        if _changes(model, kind, atol, tokens, ablated, full, mask, cache,
+        if _changes(model, readout, tokens, ablated, full, mask, cache,
                     graph.group_of_edge(edge)):
             kept.append(edge)
     return frozenset(kept)
 
 
-def _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache) -> bool:
+def _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache) -> bool:
     """Does removing `edge` from the circuit `kept` (whose run is cached) change an answer?"""
     graph = graph_of(model)
     mask = graph.mask_from_edges(kept - {edge})
-    return _changes(model, kind, atol, tokens, ablated, full, mask, cache,
+    return _changes(model, readout, tokens, ablated, full, mask, cache,
                     graph.group_of_edge(edge))
 
 
@@ -78,7 +87,7 @@ def _circuit_run(model, kept, tokens, ablated) -> Recording:
     return cache
 
 
-def prune_to_necessary(model, edges, tokens, ablated, kind, atol) -> tuple[frozenset, list]:
+def prune_to_necessary(model, edges, tokens, ablated, readout) -> tuple[frozenset, list]:
     """Drop edges that are not necessary within the circuit, latest reader first."""
     graph = graph_of(model)
     with torch.no_grad():
@@ -86,43 +95,46 @@ def prune_to_necessary(model, edges, tokens, ablated, kind, atol) -> tuple[froze
     kept, pruned = set(edges), []
     cache = _circuit_run(model, kept, tokens, ablated)
     for edge in sorted(edges, key=graph.edge_to_index.get, reverse=True):
-        if not _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache):
+        if not _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache):
             kept.discard(edge)
             pruned.append(edge)
             cache = _circuit_run(model, kept, tokens, ablated)
     return frozenset(kept), pruned
 
 
-def validate(model, edges, tokens, ablated, kind, atol, name, check_necessary: bool) -> None:
+def validate(model, edges, tokens, ablated, readout, name, check_necessary: bool) -> None:
     graph = graph_of(model)
     with torch.no_grad():
         full = run_circuit(model, tokens)
-    if _changes(model, kind, atol, tokens, ablated, full, graph.mask_from_edges(edges)):
+    if _changes(model, readout, tokens, ablated, full, graph.mask_from_edges(edges)):
         raise GroundTruthError(f"{name} ground truth ({len(edges)} edges) is not sufficient: "
                                "keeping only its edges changes the model's answers")
     if check_necessary:
         kept = set(edges)
         cache = _circuit_run(model, kept, tokens, ablated)
         for edge in edges:
-            if not _dropping_changes(model, kept, edge, tokens, ablated, kind, atol, full, cache):
+            if not _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache):
                 raise GroundTruthError(f"{name} ground truth: edge {edge} is not necessary "
                                        "(dropping it from the circuit changes no answer)")
 
 
 def derive_ground_truth(model, tokens: torch.Tensor, clean: torch.Tensor,
-                        corrupted: torch.Tensor, kind: str, atol: float) -> dict:
+                        corrupted: torch.Tensor, kind: str, atol: float,
+                        partial: bool = False) -> dict:
     """All three conventions, validated, plus the edges pruned for redundancy (usually none).
-    `tokens`: the task's inputs; (clean, corrupted): the pairs that define resample ablation."""
+    `tokens`: the task's inputs; (clean, corrupted): the pairs that define resample ablation;
+    `partial`: the program is undefined at some positions, which then never count as changed."""
     graph = graph_of(model)
+    readout = Readout(kind, atol, partial)
     structural = structural_edges(model)
-    validate(model, structural, tokens, None, kind, atol, "structural", check_necessary=False)
+    validate(model, structural, tokens, None, readout, "structural", check_necessary=False)
     with torch.no_grad():
         resampled = ablated_outputs(model, "resample", clean, corrupted)
     result, pruned = {"structural": structural}, {}
     for name, inputs, ablated in (("zero", tokens, None), ("resample", clean, resampled)):
-        edges = necessary_edges(model, structural, inputs, ablated, kind, atol)
-        edges, pruned[name] = prune_to_necessary(model, edges, inputs, ablated, kind, atol)
-        validate(model, edges, inputs, ablated, kind, atol, name, check_necessary=True)
+        edges = necessary_edges(model, structural, inputs, ablated, readout)
+        edges, pruned[name] = prune_to_necessary(model, edges, inputs, ablated, readout)
+        validate(model, edges, inputs, ablated, readout, name, check_necessary=True)
         result[name] = edges
     order = graph.edge_to_index.get
     out = {name: sorted(edges, key=order) for name, edges in result.items()}

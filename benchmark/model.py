@@ -111,6 +111,11 @@ class TracrTransformer(GraphModel):
     def output_kind(self) -> str:
         return self.meta["output_kind"]
 
+    @property
+    def partial(self) -> bool:
+        """Is the program undefined (None, compiled to the null vector) at some positions?"""
+        return bool(self.meta.get("partial_output", False))
+
     # Residual dims each writer writes and each reader port reads: the structural ground truth.
     def write_dims(self, writer: str) -> frozenset[int]:
         if writer in ("tok_embeds", "pos_embeds"):

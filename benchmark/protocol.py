@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 
-from benchmark.circuit import Recording, ablated_outputs, run_circuit
+from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.data import Split
 from benchmark.graph import Graph
-from benchmark.metrics import faithfulness
+from benchmark.metrics import answer_nll, faithfulness
 
 OutputType = Literal["scores", "circuit"]
 
@@ -48,6 +47,8 @@ class Problem:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch_size: int = 100_000      # examples per forward; methods may split the data
     counters: Counters = field(default_factory=Counters)
+    # True when the task's program is undefined at some positions: the losses skip them
+    partial: bool = False
 
     # --- running the model -------------------------------------------------------------
     def forward(self, tokens, mask=None, ablated=None, **kwargs) -> torch.Tensor:
@@ -88,16 +89,14 @@ class Problem:
     # --- the task's losses ---------------------------------------------------------------
     def metric(self, full: torch.Tensor, circuit: torch.Tensor) -> torch.Tensor:
         """The faithfulness metric: KL(full || circuit) (categorical) or MSE (numerical)."""
-        return faithfulness(full, circuit, self.output_kind)
+        return faithfulness(full, circuit, self.output_kind, self.partial)
 
     def task_loss(self, full: torch.Tensor, circuit: torch.Tensor) -> torch.Tensor:
         """A loss with a non-zero gradient at the clean run, for gradient-attribution methods:
         the negative log-probability of the full model's answer (categorical), or the mean
         output value (numerical; its gradient is what an edge does to the output)."""
         if self.output_kind == "categorical":
-            answer = full[:, 1:].argmax(-1)
-            logp = F.log_softmax(circuit[:, 1:].float(), dim=-1)
-            return -logp.gather(-1, answer.unsqueeze(-1)).mean()
+            return answer_nll(full, circuit, self.partial)
         return circuit[:, 1:, 0].mean()
 
     def batches(self):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.artifact import atomic_write_text
+from benchmark.conventions import CONVENTIONS
+from benchmark.score_files import read_score_file
 
 KEY = ["task", "method", "params", "seed", "n_examples", "ablation", "circuit"]
 # column -> (absolute tolerance, relative tolerance); exact columns use (0, 0)
@@ -21,14 +23,15 @@ TOLERANCES = {
     "edges_kept": (0, 0),
     "faithfulness": (1e-6, 1e-3),
     "agreement": (1e-3, 0),
-    **{f"{m}_{c}": (1e-9, 0) for c in ("structural", "zero", "resample")
+    **{f"{m}_{c}": (1e-9, 0) for c in CONVENTIONS
        for m in ("f1", "exact", "auroc")},
 }
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "ci_scores.csv"
 
 
 def read_scores(paths) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype={"params": str, "circuit": str}) for p in paths]
+    """The rows of the score CSVs as written (not reordered), text columns as text."""
+    frames = [read_score_file(p) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEY)
 
 

@@ -20,7 +20,8 @@ from benchmark.artifact import FORMAT_VERSION, Artifact, ArtifactError
 from benchmark.circuit import graph_of
 from benchmark.data import TaskData, make_dataset
 from benchmark.fingerprint import code_key
-from benchmark.ground_truth import CONVENTIONS
+from benchmark.conventions import CONVENTIONS
+from benchmark.metrics import defined_positions
 from benchmark.model import TracrTransformer
 from benchmark.registry import TASKS
 
@@ -38,7 +39,7 @@ def spec_key(spec) -> str:
     """Hash of everything that decides the compiled model and its ground truth."""
     fields = {k: repr(getattr(spec, k)) for k in spec.__dataclass_fields__ if k != "program"}
     # the task's module and everything it and the compile bridge can execute (fingerprint.py)
-    fields["code"] = code_key(spec.program.__module__, "tasks.build", "benchmark.task")
+    fields["code"] = code_key(spec.program.__module__, "benchmark.task_build", "benchmark.task")
     fields["tracr"] = package_version("tracr-pypi")
     fields["format"] = FORMAT_VERSION
     fields["ground_truth_code"] = _GT_VERSION
@@ -64,7 +65,7 @@ def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu"
         except ArtifactError as err:  # corrupt or edited: never used, rebuilt
             print(f"warning: {err}; compiling it again", file=sys.stderr)
     if artifact is None:
-        from tasks.build import build_task_artifact  # jax only here
+        from benchmark.task_build import build_task_artifact  # jax only here
         build_task_artifact(spec).save(path)
         artifact = Artifact.load(path)
     return Task(spec, artifact, device=device)
@@ -83,6 +84,7 @@ class Task:
         self.version = spec.version
         self.output_kind = spec.output
         self.model = TracrTransformer(artifact).to(device)
+        self.partial = self.model.partial  # positions where the program is None are skipped
         self.graph = graph_of(self.model)
         self._encoding = {self._key(v): i for v, i in self.meta["input_encoding"]}
         self._decoding = {i: v for v, i in self.meta["input_encoding"]}
@@ -131,7 +133,12 @@ class Task:
         if self.output_kind == "numerical":
             return body[..., 0].tolist()
         values = self.meta["output_values"]
-        return [[values[j] for j in row] for row in body.argmax(-1).tolist()]
+        defined = defined_positions(outputs, self.partial)
+        rows = body.argmax(-1).tolist()
+        if defined is None:
+            return [[values[j] for j in row] for row in rows]
+        return [[values[j] if d else None for j, d in zip(row, ok)]
+                for row, ok in zip(rows, defined.tolist())]
 
     @torch.no_grad()
     def predict(self, inputs) -> list[list]:

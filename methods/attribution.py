@@ -16,7 +16,7 @@ from benchmark.protocol import Problem
 
 def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -> torch.Tensor:
     """Signed scores [n_edges] in canonical order, float64."""
-    graph, model = problem.graph, problem.model
+    graph = problem.graph
     total = torch.zeros(graph.n_edges, dtype=torch.float64, device=problem.device)
     n_seen = 0
     for batch in problem.data.batches(batch_size):

@@ -27,10 +27,9 @@ import time
 import torch
 
 from benchmark import load_task
+from benchmark.conventions import MATCHING
 from benchmark.data import Split
 from benchmark.discover import discover, make_problem
-
-MATCHING = {"zero": "zero", "resample": "resample", "mean": "zero"}
 
 
 def forward_backward_seconds(task, n: int, seed: int, ablation: str, batch_size: int,

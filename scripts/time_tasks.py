@@ -51,7 +51,7 @@ def build(name: str, cache: Path, device: str) -> tuple[Task, str]:
     path = artifact_path(spec, cache / "tasks")
     note = "cached build" if path.exists() else ""
     if not path.exists():
-        from tasks.build import build_task_artifact  # jax only here
+        from benchmark.task_build import build_task_artifact  # jax only here
         build_task_artifact(spec).save(path)
     return Task(spec, Artifact.load(path), device=device), note
 

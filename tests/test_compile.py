@@ -10,7 +10,7 @@ from benchmark import list_tasks
 from benchmark.artifact import Artifact
 from benchmark.inputs import verification_inputs
 from benchmark.model import TracrTransformer
-from tasks.tracr_compile import VerificationError, extract_artifact, stable_label, verify
+from benchmark.tracr_compile import VerificationError, extract_artifact, stable_label, verify
 
 TASKS = list_tasks()
 RASP_CHECKS = 300  # rasp.evaluate is slow in Python: check every input up to this many

@@ -8,9 +8,9 @@ import torch
 
 from benchmark import list_tasks
 from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.ground_truth import CONVENTIONS
+from benchmark.conventions import CONVENTIONS
 from benchmark.metrics import changed_examples
-from tasks.build import ground_truth_inputs
+from benchmark.task_build import ground_truth_inputs
 
 EXPECTED = {
     "reverse": {

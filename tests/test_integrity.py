@@ -110,7 +110,7 @@ def _frac_of_a():
 
 
 def test_a_task_whose_output_ignores_its_input_is_refused():
-    from tasks.build import DegenerateTaskError, build_task_artifact
+    from benchmark.task_build import DegenerateTaskError, build_task_artifact
     from tasks.spec import TaskSpec
     spec = TaskSpec(name="frac_of_missing_a", program=_frac_of_a, vocab=("w", "x", "y"),
                     max_seq_len=4, length=3, output="numerical")

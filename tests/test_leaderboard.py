@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from benchmark.evaluate import COLUMNS
-from benchmark.leaderboard import build_leaderboard, read_scores
+from benchmark.leaderboard import build_leaderboard
+from benchmark.score_files import read_scores
 from benchmark.scoring import sweep_auc
 
 PNGS = ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png")

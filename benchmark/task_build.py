@@ -9,9 +9,10 @@ import torch
 from benchmark.artifact import Artifact
 from benchmark.ground_truth import derive_ground_truth
 from benchmark.inputs import verification_inputs
+from benchmark.metrics import defined_positions
 from benchmark.model import TracrTransformer
 from tasks.spec import TaskSpec
-from tasks.tracr_compile import build_artifact
+from benchmark.tracr_compile import build_artifact
 
 MAX_ALL_PAIRS = 10_000  # every ordered pair of inputs up to this many, else sampled partners
 PARTNERS = 16
@@ -40,8 +41,12 @@ def refuse_degenerate(spec: TaskSpec, model, tokens, ground_truth: dict) -> None
     """A program whose output ignores its input on the task's vocabulary (e.g. counting a token
     that is not in it) compiles and verifies, but every method "recovers" its empty circuit."""
     with torch.no_grad():
-        out = model(tokens)[:, 1:]
+        full = model(tokens)
+    out = full[:, 1:]
     answers = out.argmax(-1) if spec.output == "categorical" else out[..., 0]
+    defined = defined_positions(full, model.partial)
+    if defined is not None:
+        answers = torch.where(defined, answers, -1)  # None is an answer of its own
     if bool((answers == answers[:1]).all()) and not spec.constant_output:
         raise DegenerateTaskError(
             f"task {spec.name!r}: the compiled model gives the same output for all "
@@ -63,7 +68,8 @@ def build_task_artifact(spec: TaskSpec) -> Artifact:
     model = TracrTransformer(artifact)
     tokens, clean, corrupted = ground_truth_inputs(spec, artifact.meta)
     artifact.meta["ground_truth"] = derive_ground_truth(model, tokens, clean, corrupted,
-                                                        spec.output, spec.numerical_atol)
+                                                        spec.output, spec.numerical_atol,
+                                                        model.partial)
     refuse_degenerate(spec, model, tokens, artifact.meta["ground_truth"])
     artifact.meta["ground_truth_inputs"] = {"n_inputs": len(tokens), "n_pairs": len(clean)}
     artifact.meta["ground_truth_seconds"] = round(time.perf_counter() - t0, 3)

@@ -2,7 +2,9 @@
 
 This is the only module that imports jax (through tracr). It runs once per task; everything
 downstream loads the saved artifact into torch. Verification is loud: the torch model must
-reproduce `rasp.evaluate` and tracr's own haiku model on every verification input.
+reproduce `rasp.evaluate` and tracr's own haiku model on every verification input. Where the
+program is undefined (None), both models must output tracr's null vector; such a task is marked
+`partial_output` and its None positions are excluded downstream like BOS.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 
 from benchmark.artifact import Artifact
 from benchmark.inputs import verification_inputs
+from benchmark.metrics import NULL_BELOW
 from tasks.spec import TaskSpec
 
 BOS = "BOS"
@@ -125,14 +128,15 @@ def verify(spec: TaskSpec, program, model, artifact: Artifact, limit: int | None
     h_raw = h_resid[..., meta["output_dims"]]
     max_diff = float(np.abs(t_raw - h_raw).max())
     id_to_value = {v: k for k, v in meta["input_encoding"]}
-    mismatches = []
+    mismatches, undefined = [], 0
     for i, row in enumerate(tokens):
         values = [id_to_value[int(t)] for t in row[1:]]
         expected = rasp.evaluate(program, values)
         if spec.output == "categorical":
-            got = [meta["output_values"][j] for j in t_raw[i, 1:].argmax(-1)]
-            haiku = [meta["output_values"][j] for j in h_decoded[i, 1:]]
+            got = _categorical(t_raw[i, 1:], t_raw[i, 1:].argmax(-1), meta["output_values"])
+            haiku = _categorical(h_raw[i, 1:], h_decoded[i, 1:], meta["output_values"])
             ok = got == list(expected) == haiku
+            undefined += sum(e is None for e in expected)
         else:
             got = t_raw[i, 1:, 0].tolist()
             haiku = h_decoded[i, 1:].tolist()
@@ -147,9 +151,18 @@ def verify(spec: TaskSpec, program, model, artifact: Artifact, limit: int | None
             f"task {spec.name!r}: the compiled model disagrees with its RASP program on "
             f"{len(mismatches)} of {len(tokens)} inputs; first: input {values}, rasp {expected}, "
             f"torch {got}, haiku {haiku}. Change the task (vocab, length, program) so that tracr "
-            "compiles it correctly.")
+            "compiles it correctly" + (" (a numerical output cannot be None)" if
+                                       spec.output == "numerical" and None in expected else "")
+            + ".")
     return {"n_inputs": int(len(tokens)), "exhaustive": exhaustive,
-            "max_abs_diff_torch_vs_haiku": max_diff}
+            "max_abs_diff_torch_vs_haiku": max_diff, "undefined_positions": undefined}
+
+
+def _categorical(raw: np.ndarray, indices, values: list) -> list:
+    """Decoded answers per position; None where the output is tracr's null vector (the
+    program is undefined there: a categorical Aggregate that selects nothing)."""
+    defined = np.abs(raw).max(-1) > NULL_BELOW
+    return [values[j] if d else None for j, d in zip(indices, defined)]
 
 
 def build_artifact(spec: TaskSpec) -> Artifact:
@@ -159,6 +172,8 @@ def build_artifact(spec: TaskSpec) -> Artifact:
     artifact = extract_artifact(spec, program, model)
     t1 = time.perf_counter()
     artifact.meta["verification"] = verify(spec, program, model, artifact)
+    # None positions are excluded from metrics and ground truth (benchmark.metrics)
+    artifact.meta["partial_output"] = artifact.meta["verification"]["undefined_positions"] > 0
     t2 = time.perf_counter()
     artifact.meta["compile_seconds"] = round(t1 - t0, 3)
     artifact.meta["verify_seconds"] = round(t2 - t1, 3)

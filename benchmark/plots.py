@@ -1,0 +1,157 @@
+"""The leaderboard's plots (PNG): faithfulness vs sparsity, ROC points, runtime vs examples.
+
+Kept apart so that matplotlib (headless, Agg) is only set up where plots are drawn. The files
+are written without timestamps, so the same score rows give the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from benchmark.artifact import atomic_write_bytes  # noqa: E402
+from benchmark.conventions import CONVENTIONS, MATCHING  # noqa: E402
+from benchmark.summary import prepare  # noqa: E402
+
+PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png"]
+FAITH_FLOOR = 1e-6  # plots only: faithfulness below this (exact circuits, float noise) sits here
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _empty_plot(path: Path, message: str) -> None:
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.axis("off")
+    _save(fig, path)
+
+
+def plot_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows (numeric) with the ROC point of the convention matching their ablation."""
+    ok = prepare(df)
+    ok = ok[ok.status == "ok"].copy()
+    ok["n_examples"] = pd.to_numeric(ok.n_examples, errors="coerce").astype(np.float64)
+    ok["convention"] = ok.ablation.map(MATCHING).fillna("zero")
+    for m in ("fpr", "tpr"):
+        ok[m] = np.nan
+        for c in CONVENTIONS:
+            here = ok.convention == c
+            ok.loc[here, m] = ok.loc[here, f"{m}_{c}"]
+    return ok
+
+
+def _relplot(data: pd.DataFrame, x: str, y: str, palette: dict):
+    """Scatter panels, one per task (wrapped at 4): hue method, marker ablation.
+
+    Methods often land on the same points (EAP and EAP-IG on Tracr): each method is drawn
+    smaller than, and on top of, the ones before it, so every method stays visible.
+    """
+    tasks = sorted(data.task.unique())
+    order = sorted(palette)
+    sizes = {m: 130 * 0.6 ** i for i, m in enumerate(order)}
+    data = data.sort_values("method", key=lambda m: m.map(order.index), kind="stable")
+    g = sns.relplot(data=data, x=x, y=y, hue="method", hue_order=order, palette=palette,
+                    size="method", sizes=sizes, size_order=order,
+                    style="ablation", style_order=sorted(data.ablation.unique()),
+                    col="task", col_order=tasks, col_wrap=min(4, len(tasks)), kind="scatter",
+                    height=3.4, aspect=1.15, alpha=0.8,
+                    facet_kws={"sharex": False, "sharey": False})
+    g.set_titles("{col_name}")
+    return g
+
+
+def plot_faithfulness(ok: pd.DataFrame, path: Path, palette: dict) -> None:
+    """Faithfulness vs sparsity: every ok circuit as a point; score methods' medians joined."""
+    data = ok.dropna(subset=["sparsity", "faithfulness"]).copy()
+    if data.empty:
+        return _empty_plot(path, "no faithfulness values")
+    data["faith_plot"] = data.faithfulness.clip(lower=FAITH_FLOOR)
+    log = bool((data.faithfulness > FAITH_FLOOR).any())
+    g = _relplot(data, "sparsity", "faith_plot", palette)
+    lines = data[data.circuit.astype(str).str.startswith("sparsity=")]
+    # methods often agree exactly (EAP and EAP-IG on Tracr): a dash per method keeps both visible
+    patterns = itertools.cycle([(None, None), (4, 2), (1, 1.5), (6, 2, 1, 2)])
+    dash = dict(zip(sorted(palette), patterns))
+    for task, ax in g.axes_dict.items():
+        for (method, _), a in lines[lines.task == task].groupby(["method", "ablation"]):
+            m = a.groupby("sparsity").faith_plot.median()
+            ax.plot(m.index, m.values, color=palette[method], lw=1.4, alpha=0.8,
+                    dashes=dash[method])
+        if log:
+            ax.set_yscale("log")
+        ax.axhline(FAITH_FLOOR if log else 0, color="#999", lw=0.6, zorder=0)
+    g.set_axis_labels("sparsity", f"faithfulness (floored at {FAITH_FLOOR:g})" if log
+                      else "faithfulness")
+    g.figure.suptitle("Faithfulness vs sparsity, lower is better (lines: score-method median "
+                      "over seeds)", y=1.03)
+    _save(g.figure, path)
+
+
+def plot_roc(ok: pd.DataFrame, path: Path, palette: dict) -> None:
+    """ROC points against the convention matching each row's ablation, per task."""
+    data = ok.dropna(subset=["fpr", "tpr"])
+    if data.empty:
+        return _empty_plot(path, "no ROC points")
+    g = _relplot(data, "fpr", "tpr", palette)
+    for ax in g.axes.flat:
+        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--", zorder=0)
+        ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal")
+    g.set_axis_labels("false positive rate", "true positive rate")
+    g.figure.suptitle("ROC points vs the ground truth matching the ablation "
+                      "(zero, mean -> zero; resample -> resample)", y=1.03)
+    _save(g.figure, path)
+
+
+def plot_runtime(ok: pd.DataFrame, path: Path, palette: dict) -> None:
+    """Discovery wall time vs example count, one point per run, median line per method."""
+    keys = ["task", "method", "params", "seed", "n_examples", "ablation"]
+    runs = ok.drop_duplicates(keys).dropna(subset=["n_examples", "runtime_s"])
+    runs = runs[(runs.n_examples > 0) & (runs.runtime_s > 0)]
+    if runs.empty:
+        return _empty_plot(path, "no runtimes")
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    order = sorted(palette)
+    sns.scatterplot(data=runs, x="n_examples", y="runtime_s", hue="method", hue_order=order,
+                    palette=palette, alpha=0.35, s=24, ax=ax, legend=False)
+    sns.lineplot(data=runs, x="n_examples", y="runtime_s", hue="method", hue_order=order,
+                 palette=palette, estimator="median", errorbar=None, marker="o", ax=ax)
+    ax.set(xscale="log", yscale="log", xlabel="discovery examples (n_examples)",
+           ylabel="wall seconds (runtime_s)")
+    ns = sorted(runs.n_examples.unique())
+    ax.set_xlim(ns[0] / 2, ns[-1] * 2)
+    ax.set_xticks(ns)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_title("Runtime vs example count (points: runs; lines: median over tasks and seeds)")
+    ax.legend(title="method", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    _save(fig, path)
+
+
+def plot_all(df: pd.DataFrame, out: Path) -> list[str]:
+    """The three PNGs (a placeholder image when nothing can be plotted); their file names."""
+    ok = plot_rows(df)
+    methods = sorted(ok.method.dropna().unique())
+    palette = dict(zip(methods, sns.color_palette("tab10", max(len(methods), 1))))
+    if ok.empty:
+        for name in PLOTS:
+            _empty_plot(out / name, "no successful runs")
+        return list(PLOTS)
+    with sns.axes_style("whitegrid"), plt.rc_context({"figure.max_open_warning": 0}):
+        plot_faithfulness(ok, out / PLOTS[0], palette)
+        plot_roc(ok, out / PLOTS[1], palette)
+        plot_runtime(ok, out / PLOTS[2], palette)
+    return list(PLOTS)
