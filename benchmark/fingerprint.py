@@ -99,8 +99,9 @@ def method_source_hash(method: str) -> str:
 
 
 def scoring_code_key() -> str:
-    """Hash of the scoring code: editing it rescores every circuit."""
-    return code_key("benchmark.evaluate")
+    """Hash of the scoring code (the score stage and what it imports): editing it rescores
+    every circuit."""
+    return code_key("benchmark.score_stage")
 
 
 def data_code_key() -> str:

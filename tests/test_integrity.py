@@ -119,11 +119,18 @@ def test_a_task_whose_output_ignores_its_input_is_refused():
 
 
 def test_a_damaged_circuit_file_is_named_with_the_fix(tmp_path):
-    from benchmark.pipeline import read_circuit
+    from benchmark.score_stage import read_circuit
     path = tmp_path / "c.json"
     path.write_text('{"task": "reverse", "meth')
-    with pytest.raises(ValueError, match=rf"circuit file {path} is unreadable .*delete {path}"):
+    with pytest.raises(ValueError, match=rf"circuit file {path} is unreadable .*rerun snakemake"):
         read_circuit(str(path), "reverse")
     path.write_text('{"task": "reverse"}')
     with pytest.raises(ValueError, match="lacks method, params"):
         read_circuit(str(path), "reverse")
+    fields = dict(task="reverse", method="eap", params={}, seed=0, n_examples=5,
+                  ablation="zero", kind="scores", status="ok", scores=None)
+    path.write_text(json.dumps(fields))
+    with pytest.raises(ValueError, match="an ok 'scores' run without its scores"):
+        read_circuit(str(path), "reverse")
+    path.write_text(json.dumps({**fields, "status": "failed"}))
+    assert read_circuit(str(path), "reverse")["status"] == "failed"

@@ -4,6 +4,7 @@ The workflow runs on a copy of the project (so the test can edit its code), with
 Each case edits one thing, asks Snakemake's dry run which jobs it would run, and checks that
 list; the corrupt-file cases then run the workflow and check that nothing good was lost.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -155,7 +156,37 @@ def test_truncated_dataset_is_rebuilt_and_no_circuit_lost(project):
     assert "n50_s0.pt is unreadable" in logs and "rebuilding it" in logs
 
 
+def test_damaged_circuit_and_score_files_are_set_aside_and_recomputed(project):
+    circuits = {p: p.read_bytes() for p in (project / "results/circuits").rglob("*.json")}
+    scores = sorted((project / "results/scores").rglob("*.csv"))
+    before = pd.concat(pd.read_csv(p) for p in scores)
+    circuit = project / "results/circuits/reverse/zero/n50/s0/eap/default.json"
+    circuit.write_text(circuit.read_text()[:200])              # truncated
+    other = project / "results/circuits/xproportion/zero/n50/s0/eap/default.json"
+    record = json.loads(other.read_text())
+    other.write_text(json.dumps({**record, "scores": None}))   # edited: an ok run, no scores
+    score = project / "results/scores/xproportion/zero/n50/s0.csv"
+    score.write_text(score.read_text()[:-40])                  # last row cut short
+    planned = _planned(project)  # the dry run already sets them aside
+    assert planned == {"discover": 2, "score": 2, "leaderboard": 1}, planned
+    for path in (circuit, other, score):
+        assert Path(str(path) + ".damaged").exists()
+    proc = _smk(project)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    for path, content in circuits.items():
+        if path not in (circuit, other):
+            assert path.read_bytes() == content, f"{path} was touched"
+    assert json.loads(circuit.read_text())["status"] == "ok"
+    after = pd.concat(pd.read_csv(p) for p in scores)
+    timing = ["runtime_s", "peak_mem_mb"]
+    pd.testing.assert_frame_equal(after.drop(columns=timing).reset_index(drop=True),
+                                  before.drop(columns=timing).reset_index(drop=True))
+    for path in (circuit, other, score):
+        Path(str(path) + ".damaged").unlink()
+
+
 FAULTY_METHOD = '''
+import json
 import os
 import sys
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 import sys; sys.path.insert(0, snakemake.scriptdir)  # noqa: E702,F821
 from _log import redirect  # noqa: E402
-from benchmark.pipeline import score_stage  # noqa: E402
+from benchmark.score_stage import score_stage  # noqa: E402
 
 sm = snakemake  # noqa: F821
 redirect(sm)

@@ -1,0 +1,43 @@
+"""Damaged results are moved aside before the workflow plans, so that they are recomputed.
+
+Snakemake trusts any output file that exists. A circuit or score file that was truncated or
+edited by hand would be scored, or shown in the leaderboard, as if it were a result. Before
+Snakemake builds its job graph, every existing circuit and score file of the config is checked;
+a damaged one is renamed to `<name>.damaged` (kept for inspection, never deleted) with a warning
+naming it, and Snakemake then reruns the job that makes it. Good files are never touched.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+
+
+def check_scores(path: str, columns: list[str]) -> None:
+    """A score file: a CSV with exactly the score columns and complete rows."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"score file {path} is unreadable ({err})") from None
+    if not rows or rows[0] != list(columns):
+        raise ValueError(f"score file {path} does not have the score columns")
+    short = [i for i, row in enumerate(rows[1:], 2) if len(row) != len(columns)]
+    if short:
+        raise ValueError(f"score file {path} has incomplete rows (line {short[0]})")
+
+
+def quarantine(checks) -> list[str]:
+    """Run `check()` for each existing (path, check); move damaged files aside. Returns them."""
+    moved = []
+    for path, check in checks:
+        if not os.path.exists(path):
+            continue
+        try:
+            check()
+        except ValueError as err:
+            os.replace(path, path + ".damaged")
+            moved.append(path)
+            print(f"circuitbench: {str(err).split('; ')[0]}: moved to {path}.damaged; "
+                  "the job that makes it reruns", file=sys.stderr)
+    return moved
