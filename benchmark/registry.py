@@ -70,3 +70,4 @@ class Registry:
 
 TASKS = Registry("task", "tasks", "TASK", "circuitbench.tasks")
 METHODS = Registry("method", "methods", "ADAPTER", "circuitbench.methods")
+PROMPT_TASKS = Registry("prompt task", "tasks", "PROMPT_TASK", "circuitbench.prompt_tasks")
