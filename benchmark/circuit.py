@@ -41,16 +41,20 @@ def graph_of(model) -> Graph:
 def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
                 ablated: torch.Tensor | None = None, *, record: Recording | None = None,
                 start: Recording | None = None, start_group: int = 0,
-                embeddings: tuple | None = None) -> torch.Tensor:
+                embeddings: tuple | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Outputs [B, S, n_outputs] of `model` on `tokens` with edges weighted by `mask`.
 
     mask: None (every edge kept), [n_edges] or [B, n_edges], canonical edge order.
     ablated: what a removed edge carries, [W, B or 1, S, D] per writer; None means zero.
     start/start_group: reuse the writer outputs of an earlier run for every group before
         `start_group` (ACDC and the ground truth re-run only what an ablated edge changes).
-    embeddings: override the (token, position) writer outputs (EAP-IG interpolates them).
+    embeddings: override the input writers' outputs (EAP-IG interpolates them).
+    attention_mask: [B, S], 1 at real tokens, 0 at padding (LMs); passed on to
+        `model.attention` only when given, so models without padding need not accept it.
     """
     graph = graph_of(model)
+    pad = {} if attention_mask is None else {"attention_mask": attention_mask}
     if start is not None:
         writers = list(start.writers[:graph.groups[start_group].n_writers_before])
     else:
@@ -84,7 +88,7 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
         if group.kind == "attn":
             p, b, s, d = x.shape
             qkv = x.view(model.n_heads, 3, b, s, d)
-            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2])
+            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **pad)
             new = heads.unbind(0)
         elif group.kind == "mlp":
             new = (model.mlp(group.layer, x[0]),)
@@ -125,10 +129,11 @@ def _weighted_sum(m: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bwp,wbsd->pbsd", m, values)
 
 
-def writer_outputs(model, tokens: torch.Tensor) -> torch.Tensor:
+def writer_outputs(model, tokens: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Every writer's output on a plain run, stacked [W, B, S, D]."""
     rec = Recording()
-    run_circuit(model, tokens, record=rec)
+    run_circuit(model, tokens, record=rec, attention_mask=attention_mask)
     return torch.stack(rec.writers)
 
 

@@ -1,8 +1,9 @@
 """The computational graph shared by every method: Edge Pruning's disentangled residual stream.
 
-Writers are the embeddings, every head and every MLP; readers are each head's query, key and
-value input, each MLP input and the logits. An edge joins a writer to every reader that comes
-after it (heads of one layer run in parallel). Edge ids are stable strings such as
+Writers are the model's input writers (tracr: token and position embeddings; a transformers LM:
+one `input`), every head and every MLP; readers are each head's query, key and value input, each
+MLP input and the logits. An edge joins a writer to every reader that comes after it (heads of
+one layer run in parallel). Edge ids are stable strings such as
 `tok_embeds->a0.h0<q>`; the canonical edge order (readers in topological order, writers in
 topological order within a reader) is the order of every mask and score vector.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 QKV = ("q", "k", "v")
+# tracr's two embedding writers; a model names its own in `input_writers` (the LM backend: "input")
+INPUT_WRITERS = ("tok_embeds", "pos_embeds")
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,10 @@ class ReaderGroup:
 
 
 class Graph:
-    def __init__(self, n_layers: int, n_heads: int):
+    def __init__(self, n_layers: int, n_heads: int, input_writers: tuple = INPUT_WRITERS):
         self.n_layers, self.n_heads = n_layers, n_heads
-        self.writers: list[str] = ["tok_embeds", "pos_embeds"]
+        self.input_writers = tuple(input_writers)  # the writers `model.embed` returns, in order
+        self.writers: list[str] = list(self.input_writers)
         self.groups: list[ReaderGroup] = []
         self.edges: list[str] = []
         for layer in range(n_layers):
@@ -63,7 +67,8 @@ class Graph:
 
     @classmethod
     def for_model(cls, model) -> "Graph":
-        return cls(model.n_layers, model.n_heads)
+        return cls(model.n_layers, model.n_heads,
+                   getattr(model, "input_writers", INPUT_WRITERS))
 
     @property
     def n_edges(self) -> int:

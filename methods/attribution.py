@@ -30,7 +30,8 @@ def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -
             # the plain forward from embeddings that require grad: every reader input is then a
             # (per-port) view of the residual stream, and its gradient is that port's alone
             embeddings = [e.detach().requires_grad_() for e in
-                          _interpolated_embeddings(clean[:2], ablated, alpha)]
+                          _interpolated_embeddings(clean[:len(graph.input_writers)], ablated,
+                                                   alpha)]
             rec = Recording()
             out = problem.forward(batch.clean, None, None, record=rec, embeddings=embeddings)
             loss = problem.task_loss(full, out)
