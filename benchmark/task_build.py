@@ -9,7 +9,7 @@ import torch
 from benchmark.artifact import Artifact
 from benchmark.ground_truth import derive_ground_truth
 from benchmark.inputs import verification_inputs
-from benchmark.metrics import defined_positions
+from benchmark.metrics import answers, defined_positions
 from benchmark.model import TracrTransformer
 from tasks.spec import TaskSpec
 from benchmark.tracr_compile import build_artifact
@@ -42,12 +42,11 @@ def refuse_degenerate(spec: TaskSpec, model, tokens, ground_truth: dict) -> None
     that is not in it) compiles and verifies, but every method "recovers" its empty circuit."""
     with torch.no_grad():
         full = model(tokens)
-    out = full[:, 1:]
-    answers = out.argmax(-1) if spec.output == "categorical" else out[..., 0]
+    decoded = answers(full, spec.output)
     defined = defined_positions(full, model.partial)
     if defined is not None:
-        answers = torch.where(defined, answers, -1)  # None is an answer of its own
-    if bool((answers == answers[:1]).all()) and not spec.constant_output:
+        decoded = torch.where(defined, decoded, -1)  # None is an answer of its own
+    if bool((decoded == decoded[:1]).all()) and not spec.constant_output:
         raise DegenerateTaskError(
             f"task {spec.name!r}: the compiled model gives the same output for all "
             f"{len(tokens)} inputs checked, so its output does not depend on its input; check "
