@@ -27,6 +27,7 @@ include: "workflow/rules/leaderboard.smk"
 wildcard_constraints:
     n=r"\d+",
     seed=r"\d+",
+    model=r"[A-Za-z0-9_.-]+",
 
 
 # Circuits are targets too: deleting one run's circuit file reruns that run (and its scoring),

@@ -28,6 +28,8 @@ class Recording:
     writers: list = field(default_factory=list)
     group_inputs: list = field(default_factory=list)
     keep_inputs: bool = True  # False saves memory when only writer outputs are needed
+    # the model's per-batch context (`run_context`), for partial re-runs of the same batch
+    context: dict = field(default_factory=dict)
 
 
 def graph_of(model) -> Graph:
@@ -36,6 +38,19 @@ def graph_of(model) -> Graph:
         graph = Graph.for_model(model)
         model._graph = graph
     return graph
+
+
+def run_context(model, tokens: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> dict:
+    """Keyword arguments of `model.attention` and `model.unembed` for a batch of tokens.
+
+    A model may derive them from the tokens (`model.context`: a prompt LM finds its padding and
+    answer positions from its pad id); an explicit `attention_mask` is added on top. Models
+    without either (tracr) get none, so their blocks need not accept any."""
+    ctx = dict(model.context(tokens)) if hasattr(model, "context") else {}
+    if attention_mask is not None:
+        ctx["attention_mask"] = attention_mask
+    return ctx
 
 
 def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
@@ -51,10 +66,10 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
         `start_group` (ACDC and the ground truth re-run only what an ablated edge changes).
     embeddings: override the input writers' outputs (EAP-IG interpolates them).
     attention_mask: [B, S], 1 at real tokens, 0 at padding (LMs); passed on to
-        `model.attention` only when given, so models without padding need not accept it.
+        `model.attention` and `model.unembed` with the model's own context (run_context).
     """
     graph = graph_of(model)
-    pad = {} if attention_mask is None else {"attention_mask": attention_mask}
+    ctx = run_context(model, tokens, attention_mask)
     if start is not None:
         writers = list(start.writers[:graph.groups[start_group].n_writers_before])
     else:
@@ -62,6 +77,7 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
         writers = list(embeddings if embeddings is not None else model.embed(tokens))
     if record is not None:
         record.writers, record.group_inputs = writers, [None] * len(graph.groups)
+        record.context = ctx
         if start is not None:
             record.group_inputs[:start_group] = start.group_inputs[:start_group]
     mask_rows = None if mask is None else (mask if mask.dim() == 2 else mask.unsqueeze(0))
@@ -88,12 +104,12 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
         if group.kind == "attn":
             p, b, s, d = x.shape
             qkv = x.view(model.n_heads, 3, b, s, d)
-            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **pad)
+            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **ctx)
             new = heads.unbind(0)
         elif group.kind == "mlp":
             new = (model.mlp(group.layer, x[0]),)
         else:
-            return model.unembed(x[0])
+            return model.unembed(x[0], **ctx)
         if stacked is not None:
             stacked[len(writers):len(writers) + len(new)] = torch.stack(new)
         writers.extend(new)

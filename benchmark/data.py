@@ -19,18 +19,26 @@ MAX_EXAMPLES = 100_000
 
 @dataclass(frozen=True)
 class Split:
-    clean: torch.Tensor      # [n, 1 + length] token ids, BOS first
+    clean: torch.Tensor      # [n, 1 + length] token ids, BOS first (prompts: right-padded)
     corrupted: torch.Tensor  # [n, 1 + length], each row a different valid input
+    # prompt tasks: the answer's and the rival's token ids [n], for the task's own metric
+    answer: torch.Tensor | None = None
+    rival: torch.Tensor | None = None
 
     def __len__(self):
         return len(self.clean)
 
+    def tensors(self) -> tuple:
+        """The split's tensors in field order, without the absent ones (Split(*tensors()))."""
+        return tuple(t for t in (self.clean, self.corrupted, self.answer, self.rival)
+                     if t is not None)
+
     def to(self, device) -> "Split":
-        return Split(self.clean.to(device), self.corrupted.to(device))
+        return Split(*(t.to(device) for t in self.tensors()))
 
     def batches(self, size: int):
         for i in range(0, len(self), size):
-            yield Split(self.clean[i:i + size], self.corrupted[i:i + size])
+            yield Split(*(t[i:i + size] for t in self.tensors()))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ def dataset_stage(task_name: str, cache: str, n: int, seed: int, eval_examples: 
     buf = io.BytesIO()
     torch.save({"task": data.task, "task_key": task_key(task_name), "seed": data.seed,
                 "n": n, "eval_examples": eval_examples,
-                "discovery": (data.discovery.clean, data.discovery.corrupted),
-                "evaluation": (data.evaluation.clean, data.evaluation.corrupted)}, buf)
+                "discovery": data.discovery.tensors(),
+                "evaluation": data.evaluation.tensors()}, buf)
     atomic_write_bytes(out, buf.getvalue())
 
 

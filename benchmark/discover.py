@@ -41,6 +41,7 @@ def make_problem(task: Task, n: int, seed: int, ablation: str, device: torch.dev
     task.to(device)
     if discovery is None:
         discovery = task.dataset(n=n, seed=seed).discovery
+    batch_size = min(batch_size, getattr(task, "forward_batch", batch_size))
     return Problem(model=task.model, graph=task.graph, data=discovery.to(device),
                    ablation=ablation, output_kind=task.output_kind, partial=task.partial,
                    seed=seed, device=device, batch_size=batch_size)
@@ -133,7 +134,9 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     from benchmark.datasets import ensure_dataset
     from benchmark.fingerprint import method_source_hash
     from benchmark.protocol import Counters, Discovery
-    task = load_task(task_name, cache=cache)        # compiles here, outside the limits
+    # a tracr task compiles here, outside the limits; a language model is loaded by the child
+    # only (seconds of imports per job), and here just when a failure record needs the task
+    task = None if "@" in task_name else load_task(task_name, cache=cache)
     adapter_cls = METHODS.get(method)
     p = adapter_cls.params(task_name, **params)     # bad parameters fail the job, loudly
     dev = resolve_device(device)
@@ -146,6 +149,7 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
         record = outcome.value
     else:
         empty = Discovery(adapter_cls.output, counters=Counters(wall_seconds=outcome.wall_seconds))
+        task = task or load_task(task_name, cache=cache)
         record = circuit_record(task, empty, adapter_cls(), p, n=n, seed=seed,
                                 ablation=ablation, device=str(dev))
     record.setdefault("peak_mem_mb", outcome.peak_mem_mb)

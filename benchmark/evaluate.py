@@ -14,7 +14,6 @@ import torch
 
 from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.conventions import CONVENTIONS
-from benchmark.inputs import space_size
 from benchmark.metrics import agreement, faithfulness, faithfulness_name
 from benchmark.scoring import overlap, roc_auc, roc_point, top_k
 
@@ -23,6 +22,7 @@ COLUMNS = (
      "edges_kept", "sparsity", "faithfulness_metric", "faithfulness", "agreement"]
     + [f"{m}_{c}" for c in CONVENTIONS for m in ("precision", "recall", "f1", "exact", "auroc",
                                                   "fpr", "tpr")]
+    + ["task_metric", "task_metric_full", "task_metric_circuit", "task_metric_ratio"]
     + ["runtime_s", "forward_passes", "backward_passes", "peak_mem_mb", "status", "error",
        "method_version", "task_version", "git_commit", "config_hash", "device", "hardware",
        "eval_examples", "eval_seen_in_discovery", "input_space"]
@@ -50,14 +50,16 @@ def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
 
 
 @torch.no_grad()
-def evaluate_circuit(task, edges, tokens, corrupted, ablation: str, full=None) -> dict:
-    model = task.model
+def evaluate_circuit(task, edges, split, ablation: str, full=None) -> dict:
+    """Faithfulness, agreement and the task's own measures of one circuit on `split`."""
+    model, tokens = task.model, split.clean
     full = model(tokens) if full is None else full
-    ablated = ablated_outputs(model, ablation, tokens, corrupted)
+    ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
     out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
     return {"faithfulness": float(faithfulness(full, out, task.output_kind, task.partial)),
-            "agreement": agreement(full, out, task.output_kind, task.spec.numerical_atol,
-                                   task.partial)}
+            "agreement": agreement(full, out, task.output_kind, task.numerical_atol,
+                                   task.partial),
+            **task.extra_metrics(full, out, split)}
 
 
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
@@ -82,23 +84,22 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     data = task.dataset(n=record["n_examples"], seed=record["seed"], n_eval=eval_examples)
     ev = data.evaluation
     base.update(eval_seen_in_discovery=round(seen_fraction(data.discovery.clean, ev.clean), 4),
-                input_space=space_size(len(task.meta["symbol_ids"]), task.spec.length,
-                                       task.spec.inputs))
+                input_space=task.input_space)
     if base["status"] != "ok":
         return [_complete(base)]
     full = task.model(ev.clean)
     auroc = {}
     if record["kind"] == "scores":
         values = [record["scores"][e] for e in task.graph.edges]
-        for c in CONVENTIONS:
+        for c in task.conventions:
             truth = task.ground_truth(c)
             auroc[c] = roc_auc(values, [e in truth for e in task.graph.edges])
     rows = []
     for label, edges in circuits_of(task, record, sparsities):
         row = dict(base, circuit=label, edges_kept=len(edges),
                    sparsity=1 - len(edges) / task.graph.n_edges)
-        row.update(evaluate_circuit(task, edges, ev.clean, ev.corrupted, record["ablation"], full))
-        for c in CONVENTIONS:
+        row.update(evaluate_circuit(task, edges, ev, record["ablation"], full))
+        for c in task.conventions:
             truth = task.ground_truth(c)
             for k, v in overlap(edges, truth).items():
                 row[f"{k}_{c}"] = v

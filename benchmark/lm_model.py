@@ -98,7 +98,7 @@ class LMGraphModel(GraphModel):
             return (self.base.wte(tokens) + self.base.wpe(positions),)
         return (self.base.embed_tokens(tokens),)
 
-    def attention(self, layer, q_in, k_in, v_in, attention_mask=None):
+    def attention(self, layer, q_in, k_in, v_in, attention_mask=None, **_):
         """Every head of one layer from its own q/k/v inputs [H, B, S, D]: outputs [H, B, S, D]."""
         block, attn = self.layers[layer], self._attn(layer)
         norm = block.ln_1 if self.gpt2 else block.input_layernorm
@@ -118,10 +118,16 @@ class LMGraphModel(GraphModel):
             return block.mlp(block.ln_2(x))
         return block.mlp(block.post_attention_layernorm(x))
 
-    def unembed(self, x):
-        """Final norm, then the LM head: logits [B, S, vocab]."""
+    def unembed(self, x, answer_pos=None, **_):
+        """Final norm, then the LM head: logits [B, S, vocab]; with `answer_pos` [B] only each
+        example's answer position, as outputs [B, 2, vocab] whose row 0 is a zero stand-in for
+        BOS (every metric skips position 0), so tracr's metrics read exactly the answer."""
         norm = self.base.ln_f if self.gpt2 else self.base.norm
-        return self.hf.lm_head(norm(x))
+        if answer_pos is None:
+            return self.hf.lm_head(norm(x))
+        last = x[torch.arange(len(x), device=x.device), answer_pos.to(x.device)]
+        logits = self.hf.lm_head(norm(last))
+        return torch.stack([torch.zeros_like(logits), logits], dim=1)
 
     # --- pieces -----------------------------------------------------------------------------
 
@@ -177,6 +183,24 @@ class LMGraphModel(GraphModel):
             allowed = allowed & attention_mask.to(device=device, dtype=torch.bool)[:, None, :]
         zero = torch.zeros((), device=device)
         return torch.where(allowed, zero, torch.finfo(torch.float32).min)
+
+
+class PromptLM(LMGraphModel):
+    """An LM read at each prompt's answer position: right-padded prompts, one pad id.
+
+    The padding and the answer position (the last real token) are functions of the tokens, so
+    every run of a batch, a method's partial re-runs included, derives the same context from
+    them (`context`). Right padding keeps HF's positions (arange) and, under the causal mask, no
+    real token sees a pad: the answer's logits equal `model(ids, attention_mask).logits` there.
+    """
+
+    def __init__(self, hf_model, pad_id: int):
+        super().__init__(hf_model)
+        self.pad_id = int(pad_id)
+
+    def context(self, tokens: torch.Tensor) -> dict:
+        real = (tokens != self.pad_id).long()
+        return {"attention_mask": real, "answer_pos": real.sum(1) - 1}
 
 
 def _project(x: torch.Tensor, linear, n: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.lm_metrics import at_answer
-from benchmark.prompts import encode, local_tokenizer
+from benchmark.prompts import PromptChecker, encode, local_tokenizer
 from tasks.prompt_spec import PromptTaskSpec
 
 TRAIN_STREAM = 7  # rng stream id; discovery and evaluation use 0 and 1
@@ -104,12 +104,13 @@ def train(specs: list[PromptTaskSpec], family: str = "gpt2", *, steps: int = 300
     held = {s.name: _distinct(s, np.random.default_rng([seed, TRAIN_STREAM + 1]),
                               min(500, s.space // 5)) for s in specs}
     excluded = {s.name: frozenset(p.clean for p in held[s.name]) for s in specs}
+    checker = PromptChecker(tok, tok.pad_token_id)  # looks each piece up once
     t0 = time.perf_counter()
     model.train()
     for step in range(steps):
         spec = specs[step % len(specs)]
         prompts = _sample(spec, rng, batch_size, excluded[spec.name])
-        batch = encode(tok, prompts)
+        batch = encode(tok, prompts, checker)
         logits = model(batch.input_ids, attention_mask=batch.attention_mask).logits
         loss = F.cross_entropy(at_answer(logits, batch.answer_pos),
                                _targets(batch, prompts, spec, tok, rng))

@@ -18,9 +18,15 @@ def config_hash(config: dict) -> str:
 
 def compile_stage(task_name: str, cache: str, out: str) -> None:
     from benchmark import load_task
-    from benchmark.cli import task_summary
     task = load_task(task_name, cache=cache)
-    atomic_write_json(out, task_summary(task))
+    atomic_write_json(out, task.summary())
+
+
+def model_stage(model: str, cache: str, out: str) -> None:
+    """Train (or find in the cache) a language model of tasks/ and write its report."""
+    from benchmark.lm_task import load_model
+    _, _, report = load_model(model, cache)
+    atomic_write_json(out, report)
 
 
 def leaderboard_stage(score_files: list[str], out_dir: str, provenance: dict) -> None:

@@ -19,12 +19,18 @@ from tasks.prompt_spec import PromptTaskSpec, pieces
 PAD, EOS = "[PAD]", "[EOS]"
 
 
-def draw_prompts(spec: PromptTaskSpec, n: int, seed: int, n_eval: int) -> tuple[list, list]:
-    """(discovery, evaluation) prompts, every clean prompt distinct, none in both splits."""
+def draw_prompts(spec: PromptTaskSpec, n: int, seed: int, n_eval: int, *, fits=None,
+                 dropped: dict | None = None) -> tuple[list, list]:
+    """(discovery, evaluation) prompts, every clean prompt distinct, none in both splits.
+
+    `fits(prompt)` -> None or the reason a prompt cannot be used (a tokenizer that splits a
+    name): such prompts are skipped, so each split still has its size, and counted in
+    `dropped` (reason -> count) for the log."""
     if n + n_eval > spec.space:
         raise ValueError(f"prompt task {spec.name!r} has {spec.space:,} distinct prompts; "
                          f"{n:,} + {n_eval:,} asked for: lower the example count")
     seen: set = set()
+    dropped = {} if dropped is None else dropped
 
     def draw(rng, count):
         out = []
@@ -32,11 +38,16 @@ def draw_prompts(spec: PromptTaskSpec, n: int, seed: int, n_eval: int) -> tuple[
             if len(out) == count:
                 return out
             p = spec.sample(rng)
-            if p.clean not in seen:
-                seen.add(p.clean)
+            if p.clean in seen:
+                continue
+            seen.add(p.clean)
+            reason = fits(p) if fits is not None else None
+            if reason is None:
                 out.append(p)
-        raise ValueError(f"prompt task {spec.name!r}: could not draw {count:,} distinct prompts "
-                         f"(space {spec.space:,})")
+            else:
+                dropped[reason] = dropped.get(reason, 0) + 1
+        raise ValueError(f"prompt task {spec.name!r}: could not draw {count:,} usable distinct "
+                         f"prompts (space {spec.space:,}; skipped: {dropped})")
 
     discovery = draw(np.random.default_rng([seed, 0]), n)
     return discovery, draw(np.random.default_rng([seed, 1]), n_eval)
@@ -58,14 +69,56 @@ def local_tokenizer(*specs: PromptTaskSpec):
                                    unk_token="[UNK]")
 
 
-def _ids(tokenizer, text: str) -> list[int] | None:
-    """Token ids of `text` if each piece is one token and they tokenize as a whole the same."""
-    per_piece = [tokenizer(p, add_special_tokens=False).input_ids for p in pieces(text)]
-    unknown = tokenizer.unk_token_id
-    if any(len(i) != 1 or (unknown is not None and i[0] == unknown) for i in per_piece):
-        return None
-    ids = [i[0] for i in per_piece]
-    return ids if tokenizer(text, add_special_tokens=False).input_ids == ids else None
+class PromptChecker:
+    """Token ids of prompts, checked: each piece one token (not unknown, not the pad id) and
+    the whole text tokenizing to exactly those pieces. Pieces are looked up once each, texts
+    through the fast (Rust) tokenizer when there is one: 100,000 prompts take seconds.
+
+    A tokenizer that adds a start token (Llama's BOS) gets it in front of every prompt."""
+
+    def __init__(self, tokenizer, pad_id: int | None = None):
+        self.tokenizer = tokenizer
+        self.fast = getattr(tokenizer, "backend_tokenizer", None)
+        self.prefix = list(tokenizer("", add_special_tokens=True).input_ids)
+        self.bad = {i for i in (tokenizer.unk_token_id, pad_id) if i is not None}
+        self._pieces: dict = {}
+
+    def _tokenize(self, text: str) -> list[int]:
+        if self.fast is not None:
+            return self.fast.encode(text, add_special_tokens=False).ids
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def ids(self, text: str) -> list[int] | None:
+        out = []
+        for p in pieces(text):
+            if p not in self._pieces:
+                self._pieces[p] = self._tokenize(p)
+            i = self._pieces[p]
+            if len(i) != 1 or i[0] in self.bad:
+                return None
+            out.append(i[0])
+        return out if len(out) == 1 or self._tokenize(text) == out else None
+
+    def row(self, p):
+        """(clean, corrupted, answer, rival) ids of a prompt, or the reason it can't be used."""
+        clean, corrupted = self.ids(p.clean), self.ids(p.corrupted)
+        answer, rival = self.ids(p.answer), self.ids(p.rival)
+        if clean is None or corrupted is None:
+            return "a prompt's pieces are not one token each"
+        if answer is None or rival is None or len(answer) != 1 or len(rival) != 1:
+            return "the answer or rival is not one token"
+        if len(clean) != len(corrupted):
+            return "clean and corrupted prompts tokenize to different lengths"
+        return self.prefix + clean, self.prefix + corrupted, answer[0], rival[0]
+
+    def __call__(self, p) -> str | None:
+        """The reason prompt `p` cannot be used, or None (draw_prompts' `fits`)."""
+        r = self.row(p)
+        return r if isinstance(r, str) else None
+
+
+def prompt_checker(tokenizer, pad_id: int | None = None) -> PromptChecker:
+    return PromptChecker(tokenizer, pad_id)
 
 
 @dataclass(frozen=True)
@@ -83,28 +136,21 @@ class PromptBatch:
         return len(self.input_ids)
 
 
-def encode(tokenizer, prompts) -> PromptBatch:
+def encode(tokenizer, prompts, checker: PromptChecker | None = None) -> PromptBatch:
     """Check and encode prompts; those that don't fit the tokenizer are dropped and counted."""
+    checker = checker or PromptChecker(tokenizer, tokenizer.pad_token_id)
     rows, dropped = [], {}
-
-    def drop(reason):
-        dropped[reason] = dropped.get(reason, 0) + 1
-
     for p in prompts:
-        clean, corrupted = _ids(tokenizer, p.clean), _ids(tokenizer, p.corrupted)
-        answer, rival = _ids(tokenizer, p.answer), _ids(tokenizer, p.rival)
-        if clean is None or corrupted is None:
-            drop("a prompt's pieces are not one token each")
-        elif answer is None or rival is None or len(answer) != 1 or len(rival) != 1:
-            drop("the answer or rival is not one token")
-        elif len(clean) != len(corrupted):
-            drop("clean and corrupted prompts tokenize to different lengths")
+        r = checker.row(p)
+        if isinstance(r, str):
+            dropped[r] = dropped.get(r, 0) + 1
         else:
-            rows.append((clean, corrupted, answer[0], rival[0]))
+            rows.append(r)
     if not rows:
         raise ValueError(f"no prompt fits this tokenizer: {dropped}")
     width = max(len(r[0]) for r in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = tokenizer.pad_token_id
+    pad = pad if pad is not None else (tokenizer.eos_token_id or 0)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     cor, mask = ids.clone(), torch.zeros(len(rows), width, dtype=torch.long)
     for i, (c, k, _, _) in enumerate(rows):

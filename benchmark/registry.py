@@ -59,6 +59,12 @@ class Registry:
                                 f"{', '.join(sorted(items))}")
         return items[name]
 
+    def module_of(self, name: str) -> str | None:
+        """The module that registered `name` (None for entry points and run-time additions)."""
+        self.get(name)
+        source = self._sources[name]
+        return source.split()[-1] if source.startswith("module ") else None
+
     def register(self, obj, source: str = "register()"):
         """Add an object at run time (tests, notebooks)."""
         self._add(self._load(), obj, source)
@@ -71,3 +77,4 @@ class Registry:
 TASKS = Registry("task", "tasks", "TASK", "circuitbench.tasks")
 METHODS = Registry("method", "methods", "ADAPTER", "circuitbench.methods")
 PROMPT_TASKS = Registry("prompt task", "tasks", "PROMPT_TASK", "circuitbench.prompt_tasks")
+LM_MODELS = Registry("language model", "tasks", "LM_MODEL", "circuitbench.lm_models")

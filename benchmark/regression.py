@@ -23,6 +23,7 @@ TOLERANCES = {
     "edges_kept": (0, 0),
     "faithfulness": (1e-6, 1e-3),
     "agreement": (1e-3, 0),
+    "task_metric_ratio": (1e-6, 1e-3),
     **{f"{m}_{c}": (1e-9, 0) for c in CONVENTIONS
        for m in ("f1", "exact", "auroc")},
 }

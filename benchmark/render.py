@@ -47,7 +47,8 @@ def display_columns(table: pd.DataFrame, sparsities) -> list[tuple[str, tuple]]:
             ("setting", ("setting",)), ("runs", ("runs",)), ("status", ("status",)),
             ("faithfulness", ("faithfulness",)),
             *[(f"faith@{s:g}", (f"faith@{s:g}",)) for s in sparsities],
-            ("sparsity", ("sparsity",)), ("edges", ("edges_kept",)), ("F1", ("f1",)),
+            ("sparsity", ("sparsity",)), ("edges", ("edges_kept",)),
+            ("task metric ratio", ("task_metric_ratio",)), ("F1", ("f1",)),
             ("exact", ("exact_rate",)), ("AUROC", ("auroc",)),
             ("sweep AUC trap. / pess.", ("sweep_auc_trapezoid", "sweep_auc_pessimistic")),
             ("runtime s", ("runtime_s",)), ("passes fwd / bwd", ("forward_passes",
@@ -77,9 +78,12 @@ def display_rows(t: pd.DataFrame, cols) -> list[tuple[dict, list[str]]]:
 LEGEND = ("Cells: median over seeds, with the inter-quartile range in parentheses when it is "
           "not negligible (>= 0.5% of the median). Faithfulness: KL(full || circuit) at the "
           "non-BOS positions for categorical tasks, MSE for numerical ones, on the held-out "
-          "split; lower is better. faith@s: the top-ranked edges of a score method at sparsity "
-          "s. setting: the hyper-parameters a method sweeps or that differ between its lines of "
-          "a task ('-': none). F1, exact and AUROC are against the ground truth matching the "
+          "split; lower is better. On a language model (task@model): KL of the next-token "
+          "distribution at the answer position, and the task metric ratio is the task's own "
+          "measure (logit difference, Greater-Than probability gap) of the circuit over the full "
+          "model's; no ground truth, so no F1, exact or AUROC. faith@s: the top-ranked edges of "
+          "a score method at sparsity s. setting: the hyper-parameters a method sweeps or that "
+          "differ between its lines of a task ('-': none). F1, exact and AUROC are against the ground truth matching the "
           "ablation (zero -> zero, resample -> resample, mean -> zero); exact counts the runs "
           "that recovered it exactly, out of all runs (a failed run did not). A `sweep` line "
           "summarises a circuit method over its settings: the ROC AUC of the settings' points "

@@ -56,10 +56,10 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     work = df.drop(columns=unused + ["agreement", "device", "hardware", "eval_examples",
                                      "eval_seen_in_discovery", "input_space"])
     text = {"task", "method", "params", "ablation", "circuit", "faithfulness_metric", "status",
-            "error", "method_version", "task_version", "git_commit", "config_hash"}
+            "error", "method_version", "task_version", "git_commit", "config_hash", "task_metric"}
     for c in work.columns:
-        if c.startswith("exact_"):
-            work[c] = _truthy(work[c])
+        if c.startswith("exact_"):  # missing (no ground truth: language models) stays missing
+            work[c] = _truthy(work[c]).astype(float).where(work[c].notna())
         elif c not in text and c not in ("seed", "n_examples"):
             work[c] = pd.to_numeric(work[c], errors="coerce").astype(np.float64)
     work["status"] = work.status.fillna("failed").astype(str)
@@ -131,13 +131,16 @@ def setting_row(key, g: pd.DataFrame, kind: str, sparsities) -> dict:
     if disc is not None:
         for name in ("faithfulness", "sparsity", "edges_kept"):
             _with_spread(row, name, disc[name])
+        _with_spread(row, "task_metric_ratio", disc["task_metric_ratio"])
         _with_spread(row, "f1", disc[f"f1_{conv}"])
         for c in CONVENTIONS:
             row[f"f1_{c}"] = _median(disc[f"f1_{c}"])
-            row[f"exact_rate_{c}"] = f"{int(disc[f'exact_{c}'].sum())}/{len(statuses)}"
-        exact = int(disc[f"exact_{conv}"].sum())
-        row["exact_rate"] = f"{exact}/{len(statuses)}"
-        row["exact_fraction"] = exact / len(statuses)
+            if disc[f"exact_{c}"].notna().any():
+                row[f"exact_rate_{c}"] = f"{int(disc[f'exact_{c}'].sum())}/{len(statuses)}"
+        if disc[f"exact_{conv}"].notna().any():
+            exact = int(disc[f"exact_{conv}"].sum())
+            row["exact_rate"] = f"{exact}/{len(statuses)}"
+            row["exact_fraction"] = exact / len(statuses)
     for s in sparsities:
         if f"sparsity={s:g}" in by_circuit:
             _with_spread(row, f"faith@{s:g}", by_circuit[f"sparsity={s:g}"].faithfulness)
@@ -239,7 +242,8 @@ def _column_order(sparsities) -> list[str]:
     return ["task", "ablation", "method", "n_examples", "params", "setting", "kind", "level",
             "convention", "runs", "failed", "status", "faithfulness_metric",
             *spread("faithfulness"), *[x for s in sparsities for x in spread(f"faith@{s:g}")],
-            *spread("sparsity"), *spread("edges_kept"), *spread("f1"), "exact_rate",
+            *spread("sparsity"), *spread("edges_kept"), *spread("task_metric_ratio"),
+            *spread("f1"), "exact_rate",
             "exact_fraction", *spread("auroc"), "sweeps", *spread("sweep_auc_trapezoid"),
             *spread("sweep_auc_pessimistic"),
             *[f"{m}_{c}" for c in CONVENTIONS for m in ("f1", "exact_rate", "auroc")],

@@ -55,7 +55,13 @@ def artifact_path(spec, directory: Path | None = None) -> Path:
 
 
 def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu") -> "Task":
-    """The task `name`, compiled and verified on first use. Unknown names list the known ones."""
+    """The task `name`, compiled and verified on first use. Unknown names list the known ones.
+
+    `<prompt task>@<model>` (e.g. `ioi@tiny_gpt2`) is a prompt task on a language model
+    (benchmark.lm_task): the same interface, its model trained here or loaded."""
+    if "@" in name:
+        from benchmark.lm_task import load_lm_task
+        return load_lm_task(name, cache=cache, device=device)
     spec = TASKS.get(name)
     path = artifact_path(spec, Path(cache) if cache else None)
     artifact = None
@@ -74,10 +80,15 @@ def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu"
 @lru_cache(maxsize=None)
 def task_key(name: str) -> str:
     """The key of task `name`'s compiled artifact: changes when anything that decides it does."""
+    if "@" in name:
+        from benchmark.lm_task import lm_task_key
+        return lm_task_key(name)
     return spec_key(TASKS.get(name))
 
 
 class Task:
+    conventions = CONVENTIONS  # every ground-truth convention is derived for a tracr task
+
     def __init__(self, spec, artifact: Artifact, device: str = "cpu"):
         self.spec, self.artifact, self.meta = spec, artifact, artifact.meta
         self.name = spec.name
@@ -96,6 +107,24 @@ class Task:
     def to(self, device) -> "Task":
         self.model.to(device)
         return self
+
+    @property
+    def input_space(self) -> int:
+        """How many distinct inputs the task has."""
+        from benchmark.inputs import space_size
+        return space_size(len(self.meta["symbol_ids"]), self.spec.length, self.spec.inputs)
+
+    @property
+    def numerical_atol(self) -> float:
+        return self.spec.numerical_atol
+
+    def extra_metrics(self, full, circuit, split) -> dict:
+        """Task-specific measures beyond faithfulness (language-model tasks have some)."""
+        return {}
+
+    def summary(self) -> dict:
+        from benchmark.cli import task_summary
+        return task_summary(self)
 
     def ground_truth(self, convention: str) -> frozenset[str]:
         if convention not in CONVENTIONS:

@@ -37,7 +37,8 @@ class ACDC(Adapter):
         mask = torch.ones(graph.n_edges, device=problem.device)
         rec = Recording()
         out = problem.forward(data.clean, mask, ablated, record=rec)
-        state = _CircuitRun(problem.model, graph, rec.writers, rec.group_inputs, out, ablated)
+        state = _CircuitRun(problem.model, graph, rec.writers, rec.group_inputs, out, ablated,
+                            rec.context)
         current = float(problem.metric(full, out))
         tested = 0
         for g in reversed(range(len(graph.groups))):
@@ -75,8 +76,8 @@ class _Trial:
 class _CircuitRun:
     """The current circuit's writer outputs and reader inputs, updated edge by edge."""
 
-    def __init__(self, model, graph, writers, inputs, out, ablated):
-        self.model, self.graph = model, graph
+    def __init__(self, model, graph, writers, inputs, out, ablated, context):
+        self.model, self.graph, self.context = model, graph, context  # the batch's padding etc.
         self.writers, self.inputs, self.out = list(writers), list(inputs), out
         self.ablated = ablated
 
@@ -105,13 +106,13 @@ class _CircuitRun:
     def _run_group(self, trial: _Trial, g: int, x: torch.Tensor, changed_ports: set) -> None:
         group, model = self.graph.groups[g], self.model
         if group.kind == "logits":
-            trial.out = model.unembed(x[0])
+            trial.out = model.unembed(x[0], **self.context)
         elif group.kind == "mlp":
             trial.writers[group.n_writers_before] = model.mlp(group.layer, x[0])
         else:
             h, _, b, s, d = model.n_heads, 3, *x.shape[1:]
             qkv = x.view(h, 3, b, s, d)
-            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2])
+            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **self.context)
             for head in sorted({p // 3 for p in changed_ports}):
                 trial.writers[group.n_writers_before + head] = heads[head]
 

@@ -68,9 +68,9 @@ def test_ground_truth_and_scores_on_a_partial_task(get_task):
     zero = task.ground_truth("zero")
     assert zero and zero <= task.ground_truth("structural")
     ev = task.dataset(300, seed=0).evaluation
-    exact = evaluate_circuit(task, zero, ev.clean, ev.corrupted, "zero")
+    exact = evaluate_circuit(task, zero, ev, "zero")
     assert exact == {"faithfulness": 0.0, "agreement": 1.0}
-    empty = evaluate_circuit(task, frozenset(), ev.clean, ev.corrupted, "zero")
+    empty = evaluate_circuit(task, frozenset(), ev, "zero")
     defined = defined_positions(task.model(ev.clean), True)
     assert 0 < empty["agreement"] < 1 and empty["faithfulness"] > 0
     # agreement is a fraction of the defined positions: a multiple of 1 / their count

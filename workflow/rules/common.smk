@@ -4,6 +4,7 @@ import os
 import json
 
 from benchmark import list_tasks
+from benchmark.lm_task import list_lm_tasks, lm_model_key
 from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
 from benchmark.pipeline import config_hash
 from benchmark.task import task_key
@@ -28,7 +29,7 @@ def _expand_grid(grid):
 
 
 def _check_names(study, block):
-    known = set(list_tasks())
+    known = set(list_tasks()) | set(list_lm_tasks())
     for t in block["tasks"]:
         if t not in known:
             raise ValueError(f"config studies.{study}.tasks: unknown task {t!r}; known tasks: "
@@ -93,6 +94,13 @@ RUNS = _runs()
 GROUPS = sorted({(r["task"], r["ablation"], r["n"], r["seed"]) for r in RUNS.values()})
 DATASETS = sorted({(r["task"], r["n"], r["seed"]) for r in RUNS.values()})
 _set_damaged_aside()
+
+
+def model_of_task(wildcards):
+    """The trained-model report an LM task (`ioi@tiny_gpt2`) needs first; none for tracr."""
+    if "@" not in wildcards.task:
+        return []
+    return [f"{RESULTS}/models/{wildcards.task.split('@', 1)[1]}.json"]
 
 
 def run_of(wildcards):

@@ -1,5 +1,26 @@
+rule train_model:
+    """Train a small language model on the prompt tasks (seeded, one thread, cached), or find
+    a pretrained one; its report holds the held-out accuracy each task reached."""
+    output:
+        f"{RESULTS}/models/{{model}}.json",
+    log:
+        f"{RESULTS}/logs/models/{{model}}.log",
+    params:
+        cache=CACHE,
+        model_key=lambda wc: lm_model_key(wc.model),
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/circuitbench.yaml"
+    script:
+        "../scripts/train_model.py"
+
+
 rule compile_task:
-    """Compile a RASP program with tracr, verify the torch port, derive its ground truth."""
+    """Compile a RASP program with tracr, verify the torch port, derive its ground truth; for
+    a prompt task on a language model (`ioi@tiny_gpt2`), load the model and describe the task."""
+    input:
+        model_of_task,
     output:
         f"{RESULTS}/tasks/{{task}}.json",
     log:

@@ -1,0 +1,230 @@
+"""A prompt task on a language model (`ioi@tiny_gpt2`), with the interface of a tracr Task.
+
+The model is read at each prompt's answer position (benchmark.lm_model.PromptLM), so its
+outputs are [B, 2, vocab] with the answer's next-token logits in row 1: the categorical
+metrics every method and the scorer already use (KL(full || circuit), the full model's answer's
+log-probability, agreement) then measure exactly the answer position. There is no ground-truth
+circuit (`conventions` is empty); the task's own measure (IOI logit difference, Greater-Than
+probability gap, gendered-pronoun logit difference) is reported as circuit / full.
+
+Models trained here are cached under `<cache>/models/<name>-<key>`: the key covers the model's
+spec, the training code, the prompt tasks it trains on and the torch/transformers versions, so
+a change retrains it, and nothing else does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import torch
+
+from benchmark.data import Split, TaskData
+from benchmark.fingerprint import code_key
+from benchmark.graph import Graph
+from benchmark.lm_metrics import greater_than, logit_diff
+from benchmark.prompts import draw_prompts, encode, prompt_checker
+from benchmark.registry import LM_MODELS, PROMPT_TASKS
+
+SEP = "@"
+VERSIONS = ("torch", "transformers", "tokenizers")
+
+
+def is_lm_task(name: str) -> bool:
+    return SEP in name
+
+
+def split_name(name: str):
+    """(prompt task spec, model spec) of `<prompt task>@<model>`, or a ValueError naming the
+    known ones."""
+    prompt, _, model = name.partition(SEP)
+    spec, lm = PROMPT_TASKS.get(prompt), LM_MODELS.get(model)  # unknown names list the known
+    if prompt not in lm.tasks:
+        raise ValueError(f"task {name!r}: model {model!r} is benchmarked on "
+                         f"{', '.join(lm.tasks)}, not {prompt!r}")
+    return spec, lm
+
+
+def list_lm_tasks() -> list[str]:
+    return sorted(f"{t}{SEP}{m}" for m in LM_MODELS.names() for t in LM_MODELS.get(m).tasks)
+
+
+def _modules(registry, names) -> list[str]:
+    """The modules declaring `names` (and the module of each one's sampler)."""
+    out = []
+    for n in names:
+        obj = registry.get(n)
+        out += [m for m in (registry.module_of(n), getattr(obj, "sample", None) and
+                            obj.sample.__module__) if m]
+    return out
+
+
+@lru_cache(maxsize=None)
+def lm_model_key(model: str) -> str:
+    """What decides a trained model: its spec, the training code, the code of the prompt tasks
+    it trains on, the package versions."""
+    lm = LM_MODELS.get(model)
+    fields = {"spec": repr(lm), "versions": {p: package_version(p) for p in VERSIONS},
+              "code": code_key("benchmark.lm_train", *_modules(LM_MODELS, [model]),
+                               *_modules(PROMPT_TASKS, sorted(set(lm.train_tasks))))}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=None)
+def lm_task_key(name: str) -> str:
+    """The key of an LM task: the prompt task's code, this module's, the model's key."""
+    spec, lm = split_name(name)
+    fields = {"code": code_key("benchmark.lm_task", *_modules(PROMPT_TASKS, [spec.name])),
+              "model": lm_model_key(lm.name) if lm.trained_here else repr(lm)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_dir(model: str, cache: str | Path | None = None) -> Path:
+    from benchmark.task import cache_dir
+    root = Path(cache) if cache else cache_dir()
+    return root / "models" / f"{model}-{lm_model_key(model)}"
+
+
+def train_model(model: str, cache: str | Path | None = None, log=print) -> dict:
+    """Train a local model (one torch thread: the same bits on every run) and cache it whole;
+    returns its report. A model whose held-out accuracy misses its bar fails loudly."""
+    from benchmark.lm_train import save_trained, train
+    lm = LM_MODELS.get(model)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        hf, tok, report = train([PROMPT_TASKS.get(t) for t in lm.train_tasks], lm.family,
+                                steps=lm.steps, batch_size=lm.batch_size, lr=lm.lr,
+                                seed=lm.seed, min_accuracy=lm.min_accuracy, log=log,
+                                n_layer=lm.n_layer, d_model=lm.d_model, n_head=lm.n_head)
+    finally:
+        torch.set_num_threads(threads)
+    report.update(model=model, key=lm_model_key(model))
+    save_trained(hf, tok, report, str(model_dir(model, cache)))
+    return report
+
+
+def model_source(model: str, cache: str | Path | None = None) -> tuple[str, dict]:
+    """(what from_pretrained loads, report) of `model`; a local model is trained first when
+    the cache lacks it."""
+    lm = LM_MODELS.get(model)
+    if not lm.trained_here:
+        return lm.pretrained, {"model": model, "pretrained": lm.pretrained}
+    path = model_dir(model, cache)
+    if not (path / "report.json").is_file():
+        train_model(model, cache)
+    return str(path), json.loads((path / "report.json").read_text())
+
+
+def load_model(model: str, cache: str | Path | None = None, device: str = "cpu"):
+    """(HF model, tokenizer, report) of `model`: trained here and cached, or from_pretrained."""
+    source, report = model_source(model, cache)
+    lm = LM_MODELS.get(model)
+    from benchmark.lm_load import load_lm
+    return load_lm(source, device=device, dtype=lm.dtype).hf, _tokenizer(model, source), report
+
+
+def _tokenizer(model: str, source: str):
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise ValueError(f"model {model!r}: no tokenizer at {source!r} ({err})") from None
+
+
+def load_lm_task(name: str, *, cache: str | Path | None = None, device: str = "cpu") -> "LMTask":
+    spec, lm = split_name(name)
+    source, report = model_source(lm.name, cache)
+    return LMTask(name, spec, lm, source, _tokenizer(lm.name, source), report, device)
+
+
+class LMTask:
+    """The Task interface (model, graph, dataset, conventions, summary) for a prompt task.
+
+    The model's weights load on first use of `model`: making datasets needs the tokenizer only
+    (and `transformers`' modelling code takes seconds to import in every job)."""
+
+    output_kind = "categorical"
+    partial = False
+    conventions: tuple = ()  # no known circuit on a language model
+    numerical_atol = 0.0
+    forward_batch = 2000     # prompts per forward of a method's whole-split passes (memory)
+
+    def __init__(self, name, spec, lm, source, tokenizer, report, device="cpu"):
+        from transformers import AutoConfig
+        self.name, self.spec, self.lm = name, spec, lm
+        self.tokenizer, self.report = tokenizer, report
+        self.source, self._device, self._model = source, torch.device(device), None
+        self.version = f"{spec.version}.{lm.version}"
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
+            tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError(f"{name}: the tokenizer has neither a pad nor an eos token to pad "
+                             "with")
+        self.pad_id = pad
+        cfg = AutoConfig.from_pretrained(source)
+        self.graph = Graph(cfg.num_hidden_layers, cfg.num_attention_heads, ("input",))
+        self.check = prompt_checker(tokenizer, pad)
+
+    @property
+    def model(self):
+        if self._model is None:
+            from benchmark.lm_load import load_lm
+            from benchmark.lm_model import PromptLM
+            hf = load_lm(self.source, device=str(self._device), dtype=self.lm.dtype).hf
+            self._model = PromptLM(hf, self.pad_id)
+            self._model._graph = self.graph  # the one graph (same layers, heads, writers)
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def to(self, device) -> "LMTask":
+        self._device = torch.device(device)
+        if self._model is not None:
+            self._model.hf.to(self._device)
+        return self
+
+    @property
+    def input_space(self) -> int:
+        return self.spec.space
+
+    def dataset(self, n: int, seed: int = 0, n_eval: int | None = None) -> TaskData:
+        """Seeded prompt pairs: n for discovery, n_eval (default n) for evaluation, all distinct,
+        none in both; prompts this tokenizer cannot represent are skipped and counted
+        (`self.last_dropped`)."""
+        n_eval = n if n_eval is None else n_eval
+        dropped: dict = {}
+        disc, ev = draw_prompts(self.spec, n, seed, n_eval, fits=self.check, dropped=dropped)
+        self.last_dropped = dropped
+        splits = []
+        for prompts in (disc, ev):
+            b = encode(self.tokenizer, prompts, checker=self.check)
+            splits.append(Split(b.input_ids, b.corrupted_ids, b.answer, b.rival).to(self.device))
+        return TaskData(self.name, seed, *splits)
+
+    def task_metric(self, outputs: torch.Tensor, split: Split) -> float:
+        """The task's own measure on answer-position outputs [B, 2, V]."""
+        pos = torch.ones(len(outputs), dtype=torch.long, device=outputs.device)
+        if self.spec.metric == "greater_than":
+            years = self.tokenizer.convert_tokens_to_ids([f"{y:02d}" for y in range(100)])
+            return float(greater_than(outputs, pos, split.rival, torch.tensor(years)))
+        return float(logit_diff(outputs, pos, split.answer, split.rival))
+
+    def extra_metrics(self, full: torch.Tensor, circuit: torch.Tensor, split: Split) -> dict:
+        f, c = self.task_metric(full, split), self.task_metric(circuit, split)
+        return {"task_metric": self.spec.metric, "task_metric_full": f,
+                "task_metric_circuit": c, "task_metric_ratio": c / f if f else float("nan")}
+
+    def summary(self) -> dict:
+        return {"task": self.name, "task_version": self.version, "n_edges": self.graph.n_edges,
+                "output_kind": self.output_kind, "model": self.lm.name,
+                "prompt_space": self.spec.space, "model_report": self.report}
+
+    def __repr__(self):
+        return (f"LMTask({self.name!r}, {self.model.n_layers} layers x {self.model.n_heads} "
+                f"heads, {self.graph.n_edges} edges)")
+

@@ -1,0 +1,42 @@
+"""The declarative description of a language model that prompt tasks run on.
+
+Either `pretrained`, a name or path that `from_pretrained` takes (GPT-2, a Llama-family model:
+the weights come from the user's machine or the hub, never in tests or the default run), or a
+small model trained here from a seed on the prompt tasks (`family`, size and schedule), so that
+the default benchmark runs offline on a model that solves its tasks. A benchmark task on a
+language model is named `<prompt task>@<model>`, e.g. `ioi@tiny_gpt2`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    name: str
+    tasks: tuple                  # the prompt tasks this model is benchmarked on
+    pretrained: str | None = None  # from_pretrained name or path; None: trained here
+    family: str = "gpt2"          # trained here: "gpt2" or "llama"
+    train_tasks: tuple = ()       # the training mixture, one batch each in turn (repeat = more)
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    n_layer: int = 2
+    d_model: int = 64
+    n_head: int = 4
+    min_accuracy: float = 0.95    # held-out accuracy every trained task must reach
+    dtype: str = "float32"
+    description: str = ""
+    version: str = "1"
+
+    def __post_init__(self):
+        if self.pretrained is None and not self.train_tasks:
+            raise ValueError(f"language model {self.name!r}: give `pretrained` (a name or path) "
+                             "or `train_tasks` to train it here")
+        if "@" in self.name:
+            raise ValueError(f"language model {self.name!r}: '@' separates task and model")
+
+    @property
+    def trained_here(self) -> bool:
+        return self.pretrained is None
