@@ -75,22 +75,22 @@ def display_rows(t: pd.DataFrame, cols) -> list[tuple[dict, list[str]]]:
     return out
 
 
-LEGEND = ("Cells: median over seeds, with the inter-quartile range in parentheses when it is "
-          "not negligible (>= 0.5% of the median). Faithfulness: KL(full || circuit) at the "
-          "non-BOS positions for categorical tasks, MSE for numerical ones, on the held-out "
-          "split; lower is better. On a language model (task@model): KL of the next-token "
-          "distribution at the answer position, and the task metric ratio is the task's own "
-          "measure (logit difference, Greater-Than probability gap) of the circuit over the full "
-          "model's; no ground truth, so no F1, exact or AUROC. faith@s: the top-ranked edges of "
-          "a score method at sparsity s. setting: the hyper-parameters a method sweeps or that "
-          "differ between its lines of a task ('-': none). F1, exact and AUROC are against the ground truth matching the "
-          "ablation (zero -> zero, resample -> resample, mean -> zero); exact counts the runs "
-          "that recovered it exactly, out of all runs (a failed run did not). A `sweep` line "
-          "summarises a circuit method over its settings: the ROC AUC of the settings' points "
-          "per seed (trapezoid, and ACDC's pessimistic staircase), and the cost of the whole "
-          "sweep. status counts the runs that failed, timed out or gave non-finite numbers. "
-          "leaderboard.csv has every hyper-parameter, every convention and the IQRs; scores.csv "
-          "has every row.")
+LEGEND = ("Cells: median over seeds, with the inter-quartile range in parentheses when it is not "
+          "negligible (>= 0.5% of the median). Faithfulness: KL(full || circuit) at the non-BOS "
+          "positions for categorical tasks, MSE for numerical ones, on the held-out split; lower "
+          "is better. On a language model (task@model): KL of the next-token distribution at the "
+          "answer position, and the task metric ratio is the task's own measure (logit "
+          "difference, Greater-Than probability gap) of the circuit over the full model's; no "
+          "ground truth, so no F1, exact or AUROC. faith@s: the top-ranked edges of a score "
+          "method at sparsity s. setting: the hyper-parameters a method sweeps or that differ "
+          "between its lines of a task ('-': none). F1, exact and AUROC are against the ground "
+          "truth matching the ablation (zero -> zero, resample -> resample, mean -> zero); exact "
+          "counts the runs that recovered it exactly, out of all runs (a failed run did not). A "
+          "`sweep` line summarises a circuit method over its settings: the ROC AUC of the "
+          "settings' points per seed (trapezoid, and ACDC's pessimistic staircase), and the cost "
+          "of the whole sweep. status counts the runs that failed, timed out or gave non-finite "
+          "numbers. leaderboard.csv has every hyper-parameter, every convention and the IQRs; "
+          "scores.csv has every row.")
 
 
 def _md_escape(text: str) -> str:
