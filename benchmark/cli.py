@@ -37,7 +37,9 @@ def cmd_list(args) -> int:
     from benchmark import list_tasks
     from benchmark.discover import list_methods
     from benchmark.registry import METHODS
+    from benchmark.lm_task import list_lm_tasks
     print("tasks:   " + ", ".join(list_tasks()))
+    print("language-model tasks (prompt task@model): " + ", ".join(list_lm_tasks()))
     print("methods:")
     for name in list_methods():
         cls = METHODS.get(name)
@@ -51,6 +53,14 @@ def cmd_compile(args) -> int:
     from benchmark import load_task
     for name in args.task:
         task = load_task(name, cache=args.cache)
+        if "@" in name:  # a prompt task on a language model: trained or loaded, no ground truth
+            accuracy = task.report.get("accuracy", {}).get(task.spec.name)
+            print(f"{name}: {task.graph.n_edges} edges, {task.spec.space:,} distinct prompts"
+                  + (f", held-out accuracy {accuracy}" if accuracy is not None else ""))
+            if args.out:
+                from benchmark.artifact import atomic_write_json
+                atomic_write_json(args.out, task.summary())
+            continue
         m = task.meta
         gt = {k: len(task.ground_truth(k)) for k in CONVENTIONS}
         v = m["verification"]

@@ -153,7 +153,12 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
         record = circuit_record(task, empty, adapter_cls(), p, n=n, seed=seed,
                                 ablation=ablation, device=str(dev))
     record.setdefault("peak_mem_mb", outcome.peak_mem_mb)
-    record.update(status=outcome.status, error=outcome.error, threads=threads,
+    error = outcome.error
+    if outcome.status == "oom" and getattr(p, "batch_size", None):
+        error += (f"; this run's batch_size is {p.batch_size}: try {max(1, p.batch_size // 4)} "
+                  f"(a method parameter: studies.<study>.methods.{method}.batch_size, or "
+                  f"--batch_size)")
+    record.update(status=outcome.status, error=error, threads=threads,
                   source_hash=method_source_hash(method), timeout_s=timeout_s, mem_mb=mem_mb)
     atomic_write_json(out, record)
     return record

@@ -150,7 +150,6 @@ class LMTask:
     partial = False
     conventions: tuple = ()  # no known circuit on a language model
     numerical_atol = 0.0
-    forward_batch = 2000     # prompts per forward of a method's whole-split passes (memory)
 
     def __init__(self, name, spec, lm, source, tokenizer, report, device="cpu"):
         from transformers import AutoConfig
@@ -166,6 +165,10 @@ class LMTask:
         self.pad_id = pad
         cfg = AutoConfig.from_pretrained(source)
         self.graph = Graph(cfg.num_hidden_layers, cfg.num_attention_heads, ("input",))
+        # prompts per forward of a method's whole-split passes (Edge Pruning's full outputs):
+        # a masked run's memory grows with the edges, 2,000 prompts for the 110-edge tiny
+        # models, 8 for GPT-2 small (about 17 MB a prompt there)
+        self.forward_batch = max(8, min(2000, 220_000 // self.graph.n_edges))
         self.check = prompt_checker(tokenizer, pad)
 
     @property

@@ -75,6 +75,10 @@ class Hogs(_Faulty):
     """Asks for 64 GB: beyond the address-space limit, so torch's allocator fails."""
     name = "faulty_hog"
 
+    @dataclass(frozen=True)
+    class Params:
+        batch_size: int = 64  # the error then says which batch size to try
+
     def discover(self, problem, params):
         torch.ones(8 * 2**30, dtype=torch.float64)
         return Discovery("scores", scores={})

@@ -69,6 +69,7 @@ def test_memory_limit_gives_oom(faulty, dataset, task_cache, tmp_path):
     record = _run("faulty_hog", dataset, task_cache, tmp_path, timeout_s=60, mem_mb=4000)
     assert record["status"] == "oom", record["error"]
     assert "memory limit 4000 MB" in record["error"]
+    assert "batch_size is 64: try 16" in record["error"]
 
 
 def test_numpy_float_scores_are_finite(faulty, dataset, task_cache, tmp_path):
