@@ -63,6 +63,23 @@ def test_leaderboard_files_built(ci_run):
     assert "reverse" in md and "xproportion" in md
 
 
+def test_language_model_rows(ci_run):
+    """The workflow trains its GPT-2 until it solves its tasks, and every method's rows on it
+    have finite faithfulness, a task-metric ratio, a runtime, and no ground-truth columns."""
+    import json
+    import math
+    report = json.loads(Path(ci_run, "models", "tiny_gpt2.json").read_text())
+    assert min(report["accuracy"].values()) >= 0.95, report
+    lm = _scores(ci_run).query("task == 'ioi@tiny_gpt2'")
+    assert set(lm.method) == {"acdc", "eap", "eap_ig", "edge_pruning", "random"}
+    assert (lm.status == "ok").all() and (lm.eval_seen_in_discovery == 0).all()
+    for col in ("faithfulness", "task_metric_ratio", "runtime_s"):
+        assert all(math.isfinite(float(v)) for v in lm[col]), col
+    assert lm[[c for c in lm.columns if c.startswith(("f1_", "auroc_"))]].isna().all().all()
+    md = Path(ci_run, "leaderboard", "leaderboard.md").read_text()
+    assert "## ioi@tiny_gpt2 (kl)" in md and "task metric ratio" in md
+
+
 def test_rerun_is_noop_and_deleted_run_reruns_identically(ci_run, compiled_cache):
     dry = _snakemake("-n", results=ci_run, cache=compiled_cache)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
