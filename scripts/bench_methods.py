@@ -12,8 +12,6 @@ an Edge Pruning step within 2x of fwd+bwd on its own batch.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
@@ -21,15 +19,7 @@ from benchmark import load_task
 from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.discover import discover, list_methods
 from benchmark.metrics import faithfulness
-
-
-def _median_time(fn, repeats=3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _timing import median_time  # the scripts folder is on sys.path when run as a script
 
 
 def reference_passes(task, n: int, ablation: str, rows: int | None = None,
@@ -53,7 +43,8 @@ def reference_passes(task, n: int, ablation: str, rows: int | None = None,
         faithfulness(full, out, task.output_kind).backward()
 
     forward()
-    return _median_time(forward, repeats), _median_time(forward_backward, repeats)
+    return (median_time(forward, repeats, warmup=False),
+            median_time(forward_backward, repeats, warmup=False))
 
 
 def main() -> None:
