@@ -69,18 +69,8 @@ def cmd_compile(args) -> int:
               f"ground truth sizes {gt}")
         if args.out:
             from benchmark.artifact import atomic_write_json
-            atomic_write_json(args.out, task_summary(task))
+            atomic_write_json(args.out, task.summary())
     return 0
-
-
-def task_summary(task) -> dict:
-    m = task.meta
-    return {"task": task.name, "task_version": task.version, "n_edges": task.graph.n_edges,
-            "output_kind": task.output_kind, "verification": m["verification"],
-            "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
-            "ground_truth": {k: sorted(task.ground_truth(k), key=task.graph.edge_to_index.get)
-                             for k in CONVENTIONS},
-            "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
 
 
 def _check_writable(path: str) -> None:

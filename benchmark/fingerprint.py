@@ -63,14 +63,16 @@ def _imports(module: str, path: str, roots: frozenset) -> set[str]:
     return found
 
 
-def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, str]:
-    """{module name: source path} of `entry` and the project modules it can execute."""
+def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES,
+                   skip: frozenset = frozenset()) -> dict[str, str]:
+    """{module name: source path} of `entry` and the project modules it can execute, not
+    following `skip` (modules reached only on a branch the caller's key does not cover)."""
     roots = frozenset(packages) | {entry.split(".")[0]}
     seen: dict[str, str] = {}
     todo = [entry]
     while todo:
         name = todo.pop()
-        if name in seen or name.split(".")[0] not in roots:
+        if name in seen or name in skip or name.split(".")[0] not in roots:
             continue
         path = _origin(name)
         if path is None:
@@ -80,12 +82,12 @@ def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
     return seen
 
 
-def code_key(*entries: str, extra: str = "") -> str:
+def code_key(*entries: str, extra: str = "", skip: frozenset = frozenset()) -> str:
     """One hash over the sources of the closures of `entries` (and `extra`)."""
     h = hashlib.sha256(extra.encode())
     modules: dict[str, str] = {}
     for entry in entries:
-        modules.update(module_closure(entry))
+        modules.update(module_closure(entry, skip=skip))
     for name in sorted(modules):
         h.update(name.encode() + b"\0" + Path(modules[name]).read_bytes() + b"\0")
     return h.hexdigest()[:12]

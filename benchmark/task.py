@@ -39,7 +39,9 @@ def spec_key(spec) -> str:
     """Hash of everything that decides the compiled model and its ground truth."""
     fields = {k: repr(getattr(spec, k)) for k in spec.__dataclass_fields__ if k != "program"}
     # the task's module and everything it and the compile bridge can execute (fingerprint.py)
-    fields["code"] = code_key(spec.program.__module__, "benchmark.task_build", "benchmark.task")
+    # (not the language-model track, which `load_task` reaches only for names with "@")
+    fields["code"] = code_key(spec.program.__module__, "benchmark.task_build", "benchmark.task",
+                              skip=LM_ONLY)
     fields["tracr"] = package_version("tracr-pypi")
     fields["format"] = FORMAT_VERSION
     fields["ground_truth_code"] = _GT_VERSION
@@ -48,6 +50,7 @@ def spec_key(spec) -> str:
 
 
 _GT_VERSION = "2"
+LM_ONLY = frozenset({"benchmark.lm_task"})
 
 
 def artifact_path(spec, directory: Path | None = None) -> Path:
@@ -123,8 +126,14 @@ class Task:
         return {}
 
     def summary(self) -> dict:
-        from benchmark.cli import task_summary
-        return task_summary(self)
+        """What `compile` prints and the workflow's task report holds."""
+        m = self.meta
+        return {"task": self.name, "task_version": self.version, "n_edges": self.graph.n_edges,
+                "output_kind": self.output_kind, "verification": m["verification"],
+                "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
+                "ground_truth": {k: sorted(self.ground_truth(k), key=self.graph.edge_to_index.get)
+                                 for k in CONVENTIONS},
+                "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
 
     def ground_truth(self, convention: str) -> frozenset[str]:
         if convention not in CONVENTIONS:
