@@ -1,7 +1,11 @@
 """Score a discovery on the held-out evaluation split: faithfulness, size, recovery, cost.
 
 One row per circuit. A `circuit` method gives one circuit; a `scores` method gives one circuit
-per requested sparsity (its top-ranked edges) and an exact ROC-AUC of its whole ranking.
+per requested sparsity (its top-ranked edges), one per edge count along its whole ranking
+(`top=k` rows: the faithfulness curve and ROC curve the leaderboard integrates) and an exact
+ROC-AUC of the ranking. Every row carries the empty circuit's faithfulness (the other end of the
+normalisation) and, for the discovered and fixed-sparsity circuits, a bootstrap interval over
+evaluation examples of its faithfulness.
 A failed or timed-out discovery gives one row with that status and empty metrics; a non-finite
 metric gives status `invalid`.
 """
@@ -14,12 +18,14 @@ import torch
 
 from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.conventions import CONVENTIONS
-from benchmark.metrics import agreement, faithfulness, faithfulness_name
-from benchmark.scoring import overlap, roc_auc, roc_point, top_k
+from benchmark.metrics import agreement, faithfulness_name, faithfulness_per_example
+from benchmark.scoring import (overlap, ranked, ranking_counts, ratio_interval, roc_auc,
+                               roc_point, top_k)
 
 COLUMNS = (
     ["task", "method", "params", "seed", "n_examples", "ablation", "circuit", "n_edges",
-     "edges_kept", "sparsity", "faithfulness_metric", "faithfulness", "agreement"]
+     "edges_kept", "sparsity", "faithfulness_metric", "faithfulness", "faithfulness_ci_low",
+     "faithfulness_ci_high", "faithfulness_empty", "agreement"]
     + [f"{m}_{c}" for c in CONVENTIONS for m in ("precision", "recall", "f1", "exact", "auroc",
                                                   "fpr", "tpr")]
     + ["task_metric", "task_metric_full", "task_metric_circuit", "task_metric_ratio"]
@@ -46,20 +52,30 @@ def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
     for s in sparsities:
         k = max(0, min(task.graph.n_edges, round((1 - s) * task.graph.n_edges)))
         out.append((f"sparsity={s:g}", top_k(record["scores"], k, order)))
+    ranking = ranked(record["scores"], order)
+    out += [(f"top={k}", frozenset(ranking[:k])) for k in ranking_counts(task.graph.n_edges)]
     return out
 
 
 @torch.no_grad()
-def evaluate_circuit(task, edges, split, ablation: str, full=None) -> dict:
-    """Faithfulness, agreement and the task's own measures of one circuit on `split`."""
+def evaluate_circuit(task, edges, split, ablation: str, full=None, *, ablated=None,
+                     interval: bool = False) -> dict:
+    """Faithfulness, agreement and the task's own measures of one circuit on `split` (and with
+    `interval`, the bootstrap interval of the faithfulness over the split's examples)."""
     model, tokens = task.model, split.clean
     full = model(tokens) if full is None else full
-    ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
+    if ablated is None:
+        ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
     out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
-    return {"faithfulness": float(faithfulness(full, out, task.output_kind, task.partial)),
-            "agreement": agreement(full, out, task.output_kind, task.numerical_atol,
-                                   task.partial),
-            **task.extra_metrics(full, out, split)}
+    num, den = faithfulness_per_example(full, out, task.output_kind, task.partial)
+    row = {"faithfulness": float(num.sum() / den.sum().clamp(min=1)),
+           "agreement": agreement(full, out, task.output_kind, task.numerical_atol,
+                                  task.partial),
+           **task.extra_metrics(full, out, split)}
+    if interval:
+        row["faithfulness_ci_low"], row["faithfulness_ci_high"] = ratio_interval(
+            num.cpu().numpy(), den.cpu().numpy())
+    return row
 
 
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
@@ -88,6 +104,9 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     if base["status"] != "ok":
         return [_complete(base)]
     full = task.model(ev.clean)
+    ablated = ablated_outputs(task.model, record["ablation"], ev.clean, ev.corrupted)
+    base["faithfulness_empty"] = evaluate_circuit(
+        task, frozenset(), ev, record["ablation"], full, ablated=ablated)["faithfulness"]
     auroc = {}
     if record["kind"] == "scores":
         values = [record["scores"][e] for e in task.graph.edges]
@@ -98,7 +117,8 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     for label, edges in circuits_of(task, record, sparsities):
         row = dict(base, circuit=label, edges_kept=len(edges),
                    sparsity=1 - len(edges) / task.graph.n_edges)
-        row.update(evaluate_circuit(task, edges, ev, record["ablation"], full))
+        row.update(evaluate_circuit(task, edges, ev, record["ablation"], full, ablated=ablated,
+                                    interval=not label.startswith("top=")))
         for c in task.conventions:
             truth = task.ground_truth(c)
             for k, v in overlap(edges, truth).items():

@@ -1,7 +1,8 @@
 """The leaderboard, built only from score rows: tables (CSV, Markdown, HTML) and plots.
 
 This module only composes the steps, each in its own module: score_files reads the rows,
-summary computes the per-setting and sweep lines, render writes Markdown and HTML, plots draws
+summary computes the per-setting and sweep lines, headline the one-row-per-method answer
+with intervals and paired tests, render writes Markdown and HTML, plots draws
 the PNGs. Entry point: `build_leaderboard(score_files, out_dir, provenance)`.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.artifact import atomic_write_text
+from benchmark.headline import headline, pairwise_tests
 from benchmark.plots import plot_all
 from benchmark.render import to_html, to_markdown
 from benchmark.score_files import read_scores
@@ -16,18 +18,23 @@ from benchmark.summary import sparsities_of, split_notes, summarise
 
 
 def build_leaderboard(score_files, out_dir, provenance: dict | None = None) -> dict[str, Path]:
-    """Read score CSVs and write scores.csv, leaderboard.csv/.md/.html and three PNG plots to
-    out_dir, each atomically. Returns file name -> path."""
+    """Read score CSVs and write scores.csv, summary.csv (the headline), pairwise.csv (paired
+    tests), leaderboard.csv/.md/.html and the PNG plots to out_dir, each atomically. Returns
+    file name -> path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = read_scores(score_files)
     sparsities = sparsities_of(df)
     table = summarise(df, sparsities)
     plots = plot_all(df, out)
+    head, tests = headline(df), pairwise_tests(df)
     files = {"scores.csv": df.to_csv(index=False),
+             "summary.csv": head.to_csv(index=False),
+             "pairwise.csv": tests.to_csv(index=False),
              "leaderboard.csv": table.to_csv(index=False),
              "leaderboard.md": to_markdown(table, sparsities, split_notes(df)),
-             "leaderboard.html": to_html(table, df, plots, provenance or {}, sparsities)}
+             "leaderboard.html": to_html(table, df, plots, provenance or {}, sparsities,
+                                         head, tests)}
     for name, text in files.items():
         atomic_write_text(out / name, text)
     return {name: out / name for name in [*files, *plots]}

@@ -64,9 +64,11 @@ def _modules(registry, names) -> list[str]:
 @lru_cache(maxsize=None)
 def lm_model_key(model: str) -> str:
     """What decides a trained model: its spec, the training code, the code of the prompt tasks
-    it trains on, the package versions."""
+    it trains on, the package versions, the CPU kernels (benchmark/numerics.py)."""
+    from benchmark.numerics import kernel_mode
     lm = LM_MODELS.get(model)
     fields = {"spec": repr(lm), "versions": {p: package_version(p) for p in VERSIONS},
+              "kernels": kernel_mode(),
               "code": code_key("benchmark.lm_train", *_modules(LM_MODELS, [model]),
                                *_modules(PROMPT_TASKS, sorted(set(lm.train_tasks))))}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]

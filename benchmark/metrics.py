@@ -56,6 +56,17 @@ def faithfulness(full: torch.Tensor, circuit: torch.Tensor, kind: str,
     return _mean(per, defined_positions(full, partial))
 
 
+def faithfulness_per_example(full: torch.Tensor, circuit: torch.Tensor, kind: str,
+                             partial: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over counted positions, number of counted positions) per example [B], [B]: the
+    mean `faithfulness` is sum(first) / sum(second), which a bootstrap over examples resamples."""
+    per = kl_per_position(full, circuit) if kind == "categorical" else \
+        squared_error_per_position(full, circuit)
+    defined = defined_positions(full, partial)
+    weight = torch.ones_like(per) if defined is None else defined.to(per.dtype)
+    return (per * weight).sum(1), weight.sum(1)
+
+
 def answer_nll(full: torch.Tensor, circuit: torch.Tensor, partial: bool = False) -> torch.Tensor:
     """Mean negative log-probability the circuit gives the full model's answer (categorical)."""
     answer = full[:, 1:].argmax(-1)

@@ -1,4 +1,5 @@
-"""The leaderboard's plots (PNG): faithfulness vs sparsity, ROC points, runtime vs examples.
+"""The leaderboard's plots (PNG): faithfulness along the ranking and vs sparsity, ROC curves,
+runtime, recovery and integrated faithfulness vs example count.
 
 Kept apart so that matplotlib (headless, Agg) is only set up where plots are drawn. The files
 are written without timestamps, so the same score rows give the same bytes.
@@ -21,8 +22,10 @@ import seaborn as sns  # noqa: E402
 from benchmark.artifact import atomic_write_bytes  # noqa: E402
 from benchmark.conventions import CONVENTIONS, MATCHING  # noqa: E402
 from benchmark.summary import prepare  # noqa: E402
+from benchmark.headline import run_table  # noqa: E402
 
-PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png"]
+PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
+         "scaling_vs_examples.png"]
 FAITH_FLOOR = 1e-6  # plots only: faithfulness below this (exact circuits, float noise) sits here
 
 
@@ -74,15 +77,20 @@ def _relplot(data: pd.DataFrame, x: str, y: str, palette: dict):
     return g
 
 
+def _is_curve(ok: pd.DataFrame) -> pd.Series:
+    return ok.circuit.astype(str).str.startswith("top=")
+
+
 def plot_faithfulness(ok: pd.DataFrame, path: Path, palette: dict) -> None:
-    """Faithfulness vs sparsity: every ok circuit as a point; score methods' medians joined."""
+    """Faithfulness vs sparsity: each discovered or fixed-sparsity circuit as a point; a score
+    method's whole ranking as a line (median over seeds of its top-k circuits)."""
     data = ok.dropna(subset=["sparsity", "faithfulness"]).copy()
     if data.empty:
         return _empty_plot(path, "no faithfulness values")
     data["faith_plot"] = data.faithfulness.clip(lower=FAITH_FLOOR)
     log = bool((data.faithfulness > FAITH_FLOOR).any())
-    g = _relplot(data, "sparsity", "faith_plot", palette)
-    lines = data[data.circuit.astype(str).str.startswith("sparsity=")]
+    g = _relplot(data[~_is_curve(data)], "sparsity", "faith_plot", palette)
+    lines = data[_is_curve(data)]
     # methods often agree exactly (EAP and EAP-IG on Tracr): a dash per method keeps both visible
     patterns = itertools.cycle([(None, None), (4, 2), (1, 1.5), (6, 2, 1, 2)])
     dash = dict(zip(sorted(palette), patterns))
@@ -96,23 +104,32 @@ def plot_faithfulness(ok: pd.DataFrame, path: Path, palette: dict) -> None:
         ax.axhline(FAITH_FLOOR if log else 0, color="#999", lw=0.6, zorder=0)
     g.set_axis_labels("sparsity", f"faithfulness (floored at {FAITH_FLOOR:g})" if log
                       else "faithfulness")
-    g.figure.suptitle("Faithfulness vs sparsity, lower is better (lines: score-method median "
-                      "over seeds)", y=1.03)
+    g.figure.suptitle("Faithfulness vs sparsity, lower is better (lines: score methods along "
+                      "their whole ranking, median over seeds)", y=1.03)
     _save(g.figure, path)
 
 
 def plot_roc(ok: pd.DataFrame, path: Path, palette: dict) -> None:
-    """ROC points against the convention matching each row's ablation, per task."""
+    """ROC against the convention matching each row's ablation, per task: a score method's
+    curve from its ranking (one line per seed), a circuit method's circuits as points."""
     data = ok.dropna(subset=["fpr", "tpr"])
     if data.empty:
         return _empty_plot(path, "no ROC points")
-    g = _relplot(data, "fpr", "tpr", palette)
-    for ax in g.axes.flat:
+    points = data[~_is_curve(data)]
+    g = _relplot(points if len(points) else data, "fpr", "tpr", palette)
+    curves = data[_is_curve(data)]
+    for task, ax in g.axes_dict.items():
+        for (method, _, _, _), c in curves[curves.task == task].groupby(
+                ["method", "ablation", "seed", "n_examples"]):
+            c = c.sort_values(["fpr", "tpr"])
+            ax.plot(c.fpr, c.tpr, color=palette[method], lw=1, alpha=0.5,
+                    drawstyle="steps-post")
         ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--", zorder=0)
         ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal")
     g.set_axis_labels("false positive rate", "true positive rate")
-    g.figure.suptitle("ROC points vs the ground truth matching the ablation "
-                      "(zero, mean -> zero; resample -> resample)", y=1.03)
+    g.figure.suptitle("ROC vs the ground truth matching the ablation (zero, mean -> zero; "
+                      "resample -> resample); lines: score methods' rankings, one per seed",
+                      y=1.03)
     _save(g.figure, path)
 
 
@@ -141,8 +158,35 @@ def plot_runtime(ok: pd.DataFrame, path: Path, palette: dict) -> None:
     _save(fig, path)
 
 
+def plot_scaling(df: pd.DataFrame, path: Path, palette: dict) -> None:
+    """Recovery (ROC AUC) and integrated faithfulness of each run vs its example count, on
+    tasks run at more than one count: median over seeds with a 95% bootstrap band."""
+    runs = run_table(df)
+    counts = runs.groupby("task").n_examples.nunique()
+    runs = runs[runs.task.isin(counts[counts > 1].index)]
+    runs = runs.melt(id_vars=["task", "method", "ablation", "n_examples", "seed"],
+                     value_vars=["recovery", "faith_area"], var_name="measure").dropna()
+    if runs.empty:
+        return _empty_plot(path, "no task was run at more than one example count")
+    runs["measure"] = runs.measure.map({"recovery": "recovery (ROC AUC)",
+                                        "faith_area": "integrated faithfulness"})
+    runs["n_examples"] = runs.n_examples.astype(float)
+    order = sorted(palette)
+    g = sns.relplot(data=runs, x="n_examples", y="value", hue="method", hue_order=order,
+                    palette=palette, style="ablation", row="measure", col="task",
+                    kind="line", estimator="median", errorbar=("ci", 95), marker="o",
+                    height=3.0, aspect=1.2, facet_kws={"sharey": False},
+                    err_kws={"alpha": 0.15}, n_boot=1000, seed=0)
+    g.set(xscale="log")
+    g.set_titles("{col_name}: {row_name}")
+    g.set_axis_labels("discovery examples (log)", "")
+    g.figure.suptitle("Recovery and integrated faithfulness vs example count (median over "
+                      "seeds, 95% bootstrap band); higher is better", y=1.03)
+    _save(g.figure, path)
+
+
 def plot_all(df: pd.DataFrame, out: Path) -> list[str]:
-    """The three PNGs (a placeholder image when nothing can be plotted); their file names."""
+    """The PNGs (a placeholder image when nothing can be plotted); their file names."""
     ok = plot_rows(df)
     methods = sorted(ok.method.dropna().unique())
     palette = dict(zip(methods, sns.color_palette("tab10", max(len(methods), 1))))
@@ -154,4 +198,5 @@ def plot_all(df: pd.DataFrame, out: Path) -> list[str]:
         plot_faithfulness(ok, out / PLOTS[0], palette)
         plot_roc(ok, out / PLOTS[1], palette)
         plot_runtime(ok, out / PLOTS[2], palette)
+        plot_scaling(df, out / PLOTS[3], palette)
     return list(PLOTS)

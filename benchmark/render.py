@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.render_headline import (HEADLINE_CSS, HEADLINE_LEGEND, SORT_SCRIPT, answer_text,
+                                      headline_html, tests_html)
 from benchmark.summary import split_notes
 
 
@@ -47,6 +49,7 @@ def display_columns(table: pd.DataFrame, sparsities) -> list[tuple[str, tuple]]:
             ("setting", ("setting",)), ("runs", ("runs",)), ("status", ("status",)),
             ("faithfulness", ("faithfulness",)),
             *[(f"faith@{s:g}", (f"faith@{s:g}",)) for s in sparsities],
+            ("integrated faithfulness", ("faith_area",)),
             ("sparsity", ("sparsity",)), ("edges", ("edges_kept",)),
             ("task metric ratio", ("task_metric_ratio",)), ("F1", ("f1",)),
             ("exact", ("exact_rate",)), ("AUROC", ("auroc",)),
@@ -83,7 +86,9 @@ LEGEND = ("Cells: median over seeds, with the inter-quartile range in parenthese
           "difference, Greater-Than probability gap) of the circuit over the full model's; no "
           "ground truth, so no F1, exact or AUROC. faith@s: the top-ranked edges of a score "
           "method at sparsity s. setting: the hyper-parameters a method sweeps or that differ "
-          "between its lines of a task ('-': none). F1, exact and AUROC are against the ground "
+          "between its lines of a task ('-': none). integrated faithfulness: the area under "
+          "1 - KL(circuit) / KL(empty circuit) over the fraction of edges kept (see the headline)"
+          "; higher is better. F1, exact and AUROC are against the ground "
           "truth matching the ablation (zero -> zero, resample -> resample, mean -> zero); exact "
           "counts the runs that recovered it exactly, out of all runs (a failed run did not). A "
           "`sweep` line summarises a circuit method over its settings: the ROC AUC of the "
@@ -183,12 +188,23 @@ def html_table(t: pd.DataFrame, cols) -> str:
 
 
 def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance: dict,
-            sparsities) -> str:
-    """A static page: a table per task (failed lines red), the plots, a provenance footer."""
+            sparsities, headline: pd.DataFrame | None = None,
+            tests: pd.DataFrame | None = None) -> str:
+    """A static page: the headline (which method, at what cost, how sure), then a table per
+    task (failed lines red), the plots, a provenance footer. Offline: no external resources."""
     esc = html.escape
     parts = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
-             "<title>circuitbench leaderboard</title>", f"<style>{CSS}</style></head><body>",
-             "<h1>circuitbench leaderboard</h1>", f"<p class='legend'>{esc(LEGEND)}</p>"]
+             "<title>circuitbench leaderboard</title>",
+             f"<style>{CSS}{HEADLINE_CSS}</style></head><body>",
+             "<h1>circuitbench leaderboard</h1>"]
+    if headline is not None:
+        tests = tests if tests is not None else pd.DataFrame()
+        answer = answer_text(headline, tests) if len(tests) else ""
+        parts += ["<h2 id='headline'>Headline</h2>",
+                  f"<p class='answer'>{esc(answer)}</p>" if answer else "",
+                  headline_html(headline), f"<p class='legend'>{esc(HEADLINE_LEGEND)}</p>",
+                  tests_html(tests)]
+    parts += ["<h2 id='details'>Per task</h2>", f"<p class='legend'>{esc(LEGEND)}</p>"]
     if table.empty:
         parts.append("<p>No score rows.</p>")
     links = [f"<a href='#{esc(t)}'>{esc(t)}</a>" for t in sorted(table.task.unique())]
@@ -213,7 +229,7 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
         parts.append(f"<figure><img src='{esc(p)}' alt='{esc(title)}'>"
                      f"<figcaption>{esc(p)}</figcaption></figure>")
     parts.append(provenance_html(df, provenance))
-    parts.append("</body></html>")
+    parts.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from benchmark.conventions import CONVENTIONS, MATCHING
 from benchmark.evaluate import COLUMNS
-from benchmark.scoring import sweep_auc
+from benchmark.scoring import faithfulness_area, normalised_faithfulness, sweep_auc
 
 KEY = ["task", "ablation", "method", "n_examples"]
 
@@ -67,6 +67,19 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     return work
 
 
+def curve_points(rows: pd.DataFrame) -> list[tuple[float, float]]:
+    """(fraction of edges kept, normalised faithfulness) of circuit rows."""
+    return [(k / n, normalised_faithfulness(f, e)) for k, n, f, e in
+            zip(rows.edges_kept, rows.n_edges, rows.faithfulness, rows.faithfulness_empty)]
+
+
+def area_per_seed(rows: pd.DataFrame) -> pd.Series:
+    """Integrated faithfulness per seed of ok circuit rows (`top=` rows of a ranking, or a
+    circuit method's discovered circuits)."""
+    return rows.groupby("seed").apply(lambda s: faithfulness_area(curve_points(s))["area"],
+                                      include_groups=False)
+
+
 def _params(p) -> dict:
     return json.loads(p) if isinstance(p, str) and p.strip() else {}
 
@@ -96,7 +109,8 @@ def method_kinds(df: pd.DataFrame) -> dict:
     for method, g in df.groupby("method"):
         labels = g.circuit.dropna().astype(str)
         kinds[method] = ("circuit" if (labels == "discovered").any()
-                         else "scores" if labels.str.startswith("sparsity=").any() else "")
+                         else "scores" if labels.str.startswith(("sparsity=", "top=")).any()
+                         else "")
     return kinds
 
 
@@ -141,6 +155,9 @@ def setting_row(key, g: pd.DataFrame, kind: str, sparsities) -> dict:
             exact = int(disc[f"exact_{conv}"].sum())
             row["exact_rate"] = f"{exact}/{len(statuses)}"
             row["exact_fraction"] = exact / len(statuses)
+    curve = ok[ok.circuit.str.startswith("top=")] if kind == "scores" else disc
+    if curve is not None and len(curve):
+        _with_spread(row, "faith_area", area_per_seed(curve))
     for s in sparsities:
         if f"sparsity={s:g}" in by_circuit:
             _with_spread(row, f"faith@{s:g}", by_circuit[f"sparsity={s:g}"].faithfulness)
@@ -182,6 +199,8 @@ def sweep_row(key, g: pd.DataFrame) -> dict | None:
            "convention": conv, "runs": len(statuses), "failed": int((statuses != "ok").sum()),
            "status": status_label(statuses), "sweeps": len(aucs),
            "faithfulness_metric": ",".join(sorted(g.faithfulness_metric.dropna().unique()))}
+    if len(ok):
+        _with_spread(row, "faith_area", area_per_seed(ok))
     if aucs:
         _with_spread(row, "sweep_auc_trapezoid", pd.Series([a["trapezoid"] for a in aucs]))
         _with_spread(row, "sweep_auc_pessimistic", pd.Series([a["pessimistic"] for a in aucs]))
@@ -242,6 +261,7 @@ def _column_order(sparsities) -> list[str]:
     return ["task", "ablation", "method", "n_examples", "params", "setting", "kind", "level",
             "convention", "runs", "failed", "status", "faithfulness_metric",
             *spread("faithfulness"), *[x for s in sparsities for x in spread(f"faith@{s:g}")],
+            *spread("faith_area"),
             *spread("sparsity"), *spread("edges_kept"), *spread("task_metric_ratio"),
             *spread("f1"), "exact_rate",
             "exact_fraction", *spread("auroc"), "sweeps", *spread("sweep_auc_trapezoid"),

@@ -15,7 +15,8 @@ from benchmark.leaderboard import build_leaderboard
 from benchmark.score_files import read_scores
 from benchmark.scoring import sweep_auc
 
-PNGS = ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png")
+PNGS = ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
+        "scaling_vs_examples.png")
 # ACDC (fpr_zero, tpr_zero, exact_zero) per threshold and seed
 ACDC = {0.01: [(0.02, 1.0, False), (0.0, 1.0, True), (0.05, 1.0, False)],
         0.1: [(0.0, 0.5, False), (0.01, 0.6, False), (0.1, 0.4, False)]}
@@ -194,10 +195,10 @@ def test_each_task_says_how_held_out_its_evaluation_split_is(board):
     assert f"<p class='split'>{note}</p>" in out["leaderboard.html"].read_text()
 
 
-def test_html_is_static_and_has_provenance(board):
+def test_html_is_self_contained_and_has_provenance(board):
     _, _, out, _ = board
     page = out["leaderboard.html"].read_text()
-    assert "<script" not in page and "http" not in page
+    assert "<script src" not in page and "http" not in page  # its one script is inline
     for name in PNGS:
         assert f"<img src='{name}'" in page
     for text in ("deadbeef", "cfgX", "torch 9.9", "c0ffee", "cfg1", "acdc v1"):
@@ -210,7 +211,8 @@ def test_plots_and_determinism(board):
         data = out[name].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     again = build_leaderboard(files, tmp / "again", PROVENANCE)
-    for name in ("scores.csv", "leaderboard.csv", "leaderboard.md", "leaderboard.html", *PNGS):
+    for name in ("scores.csv", "summary.csv", "pairwise.csv", "leaderboard.csv",
+                 "leaderboard.md", "leaderboard.html", *PNGS):
         assert again[name].read_bytes() == out[name].read_bytes(), name
     assert not list((tmp / "board").glob(".*.tmp"))
 

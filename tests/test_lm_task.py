@@ -83,12 +83,17 @@ def test_acdc_partial_reruns_keep_each_prompts_padding(lm_tasks):
 def test_score_methods_and_scoring_on_a_language_model(lm_tasks, method):
     from benchmark.discover import circuit_record, discover
     from benchmark.evaluate import score_record
+    from benchmark.scoring import ranking_counts
     task = lm_tasks[("greater_than", "gpt2")]
     result, adapter, params = discover(task, method, {}, n=100, seed=0, ablation="resample")
     record = dict(circuit_record(task, result, adapter, params, n=100, seed=0,
                                  ablation="resample", device="cpu"), status="ok")
     rows = score_record(task, record, sparsities=(0.0, 0.9), eval_examples=50)
-    full, sparse = rows
+    full, sparse = rows[:2]
+    ranking = [r for r in rows[2:] if r["circuit"].startswith("top=")]
+    assert [r["edges_kept"] for r in ranking] == ranking_counts(task.graph.n_edges)
+    assert ranking[0]["faithfulness"] == pytest.approx(full["faithfulness_empty"])
+    assert ranking[-1]["faithfulness"] == 0
     assert full["edges_kept"] == task.graph.n_edges and full["faithfulness"] == 0
     assert full["task_metric_ratio"] == pytest.approx(1.0)
     assert full["task_metric"] == "greater_than" and full["input_space"] == 27_160

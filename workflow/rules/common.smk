@@ -8,12 +8,17 @@ from benchmark import list_tasks
 from benchmark.lm_task import list_lm_tasks, lm_model_key
 from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
 from benchmark.pipeline import config_hash
+from benchmark.numerics import kernel_mode, use_portable_kernels
 from benchmark.task import task_key
 from benchmark.registry import METHODS
 
 # one hash per method per planning, not per job (re-reading every module per job made a dry
 # run of the 130-job GPT-2 config take half a minute)
 method_source_hash = functools.lru_cache(maxsize=None)(method_source_hash)
+
+if config.get("portable_kernels"):
+    use_portable_kernels()  # before any job starts: its torch reads them at start-up
+KERNELS = kernel_mode()  # a param of every job that computes numbers: changing it reruns them
 
 RESULTS = config["results"]
 CACHE = config["cache"]
@@ -122,6 +127,8 @@ def circuits_of_group(wildcards):
 
 
 LEADERBOARD = [f"{RESULTS}/leaderboard/{name}" for name in
-               ("scores.csv", "leaderboard.csv", "leaderboard.md", "leaderboard.html")]
+               ("scores.csv", "summary.csv", "pairwise.csv", "leaderboard.csv", "leaderboard.md",
+                "leaderboard.html")]
 PLOTS = [f"{RESULTS}/leaderboard/{name}" for name in
-         ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png")]
+         ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
+          "scaling_vs_examples.png")]

@@ -21,6 +21,7 @@ rule discover:
         source=lambda wc: method_source_hash(wc.method),
         task_key=lambda wc: task_key(wc.task),
         cache=CACHE,
+        kernels=KERNELS,
         device=config["device"],
         timeout_s=config["timeout_s"],
         mem_mb=config["mem_mb"],

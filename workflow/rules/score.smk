@@ -10,6 +10,7 @@ rule score:
     params:
         cache=CACHE,
         sparsities=config["sparsities"],
+        kernels=KERNELS,
         eval_examples=config["eval_examples"],
         config_hash=CONFIG_HASH,
         code=scoring_code_key(),
