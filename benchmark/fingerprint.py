@@ -82,8 +82,10 @@ def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES,
     return seen
 
 
+@lru_cache(maxsize=None)
 def code_key(*entries: str, extra: str = "", skip: frozenset = frozenset()) -> str:
-    """One hash over the sources of the closures of `entries` (and `extra`)."""
+    """One hash over the sources of the closures of `entries` (and `extra`); computed once per
+    process (a job's code does not change under it; tests that edit code clear the cache)."""
     h = hashlib.sha256(extra.encode())
     modules: dict[str, str] = {}
     for entry in entries:

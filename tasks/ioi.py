@@ -44,7 +44,11 @@ def sampler(templates):
 
 
 def spec(name, templates, description):
-    words = vocabulary(*(_fill(t, n, n, n, p, o) for t in templates for n in NAMES
+    # every slot is set off by literal text, so filling names and (place, thing) separately
+    # gives the same pieces as the full product (checked), in 1/40 of its time at import
+    words = vocabulary(*(_fill(t, n, n, n, PLACES[0], THINGS[0]) for t in templates
+                         for n in NAMES),
+                       *(_fill(t, NAMES[0], NAMES[0], NAMES[0], p, o) for t in templates
                          for p in PLACES for o in THINGS))
     space = len(templates) * len(NAMES) * (len(NAMES) - 1) * 2 * len(PLACES) * len(THINGS)
     return PromptTaskSpec(name=name, sample=sampler(templates), space=space, metric="logit_diff",

@@ -37,6 +37,9 @@ class TaskSpec:
     numerical_atol: float = 1e-3
     # Verification enumerates every input up to this many, else checks a seeded sample.
     max_verify_inputs: int = 4096
+    # Large input spaces: after the ground truth is derived on a sample, every convention is
+    # checked again (keeping only its edges changes no answer) on this many fresh inputs.
+    validation_inputs: int = 0
     # A program whose answer is the same for every valid input (length, on inputs of one
     # length) is refused unless it says so here; its resample ground truth is then empty.
     constant_output: bool = False

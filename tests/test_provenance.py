@@ -110,6 +110,7 @@ def test_a_helper_imported_inside_a_function_is_part_of_the_key(tmp_path, monkey
     assert set(fingerprint.module_closure("mytasks.task")) == {"mytasks.task", "mytasks.helper"}
     before = fingerprint.code_key("mytasks.task")
     (pkg / "helper.py").write_text("def vocab():\n    return (1, 2, 3, 4)\n")
+    fingerprint.code_key.cache_clear()  # one process sees one version of the code
     assert fingerprint.code_key("mytasks.task") != before
 
 
