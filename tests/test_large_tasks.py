@@ -22,7 +22,7 @@ def test_input_space_and_recorded_validation(get_task, name):
     assert task.input_space == LARGE[name] >= 10 ** 6
     v = task.meta["ground_truth_validation"]
     assert v["passed"] and v["inputs"] > 19_000 and v["pairs"] == v["inputs"]
-    assert task.meta["ground_truth_inputs"]["n_inputs"] == 1024
+    assert 1000 < task.meta["ground_truth_inputs"]["n_inputs"] <= 1024  # 1,024 drawn, unique
 
 
 @pytest.mark.parametrize("name", sorted(LARGE))
