@@ -20,7 +20,7 @@ from benchmark.circuit import ablated_outputs, run_circuit
 from benchmark.conventions import CONVENTIONS
 from benchmark.metrics import agreement, faithfulness_name, faithfulness_per_example
 from benchmark.scoring import (overlap, ranked, ranking_counts, ratio_interval, roc_auc,
-                               roc_point, top_k)
+                               roc_point)
 
 COLUMNS = (
     ["task", "method", "params", "seed", "n_examples", "ablation", "circuit", "n_edges",
@@ -47,12 +47,11 @@ def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
     """(label, edge set) pairs to evaluate for one discovery record."""
     if record["kind"] == "circuit":
         return [("discovered", frozenset(record["circuit"]))]
-    order = task.graph.edge_to_index.get
+    ranking = ranked(record["scores"], task.graph.edge_to_index.get)  # sorted once, sliced
     out = []
     for s in sparsities:
         k = max(0, min(task.graph.n_edges, round((1 - s) * task.graph.n_edges)))
-        out.append((f"sparsity={s:g}", top_k(record["scores"], k, order)))
-    ranking = ranked(record["scores"], order)
+        out.append((f"sparsity={s:g}", frozenset(ranking[:k])))
     out += [(f"top={k}", frozenset(ranking[:k])) for k in ranking_counts(task.graph.n_edges)]
     return out
 

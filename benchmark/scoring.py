@@ -61,11 +61,6 @@ def roc_auc(scores, labels) -> float | None:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def top_k(scores: dict, k: int, order) -> frozenset:
-    """The k highest-scoring edges; ties broken by canonical edge order, so it is deterministic."""
-    return frozenset(ranked(scores, order)[:k])
-
-
 def roc_point(circuit, truth, all_edges) -> tuple[float, float]:
     """(false positive rate, true positive rate) of one circuit."""
     circuit, truth = set(circuit), set(truth)
