@@ -123,35 +123,41 @@ def _discover_child(task_name: str, cache: str, dataset: str, adapter: str, para
 def discover_stage(task_name: str, cache: str, dataset: str, method: str, params: dict,
                    ablation: str, n: int, seed: int, out: str, *, device: str = "cpu",
                    timeout_s: float | None = None, mem_mb: int | None = None,
-                   threads: int = 1, eval_examples: int = 1000) -> dict:
+                   threads: int = 1, eval_examples: int = 1000, fork: bool = False) -> dict:
     """Run one discovery in an isolated child process and write its circuit file.
 
     Shared by the workflow and the CLI. Whatever the method does (return, raise, hang past
     `timeout_s`, exceed `mem_mb`, exit, get killed) ends as a circuit file with a status:
-    `ok`, `failed`, `timeout` or `oom`, and the cause in `error`."""
+    `ok`, `failed`, `timeout` or `oom`, and the cause in `error`.
+    fork: start the child as a copy of this process (benchmark.isolation), which must not have
+    computed with torch before; the workflow's job processes haven't. The task is loaded by the
+    child only, and here just when a failure record needs it."""
     from benchmark import load_task
     from benchmark.isolation import run_isolated
-    from benchmark.datasets import ensure_dataset
+    from benchmark.datasets import DatasetError, ensure_dataset, load_dataset
     from benchmark.fingerprint import method_source_hash
     from benchmark.protocol import Counters, Discovery
-    # a tracr task compiles here, outside the limits; a language model is loaded by the child
-    # only (seconds of imports per job), and here just when a failure record needs the task
-    task = None if "@" in task_name else load_task(task_name, cache=cache)
     adapter_cls = METHODS.get(method)
     p = adapter_cls.params(task_name, **params)     # bad parameters fail the job, loudly
     dev = resolve_device(device)
-    ensure_dataset(dataset, task_name, cache, n, seed, eval_examples)
+    try:
+        load_dataset(dataset, task_name, n, seed)
+    except DatasetError:  # rebuilt, which computes: the child can no longer be a fork
+        ensure_dataset(dataset, task_name, cache, n, seed, eval_examples)
+        fork = False
+    if fork and "@" in task_name:
+        from benchmark.lm_load import import_architectures
+        import_architectures()  # once here, not in every child
     outcome = run_isolated(_discover_child, dict(
         task_name=task_name, cache=cache, dataset=dataset, adapter=adapter_ref(method),
         params=params, ablation=ablation, n=n, seed=seed, device=str(dev), threads=threads),
-        timeout_s=timeout_s, mem_mb=mem_mb)
+        timeout_s=timeout_s, mem_mb=mem_mb, start="fork" if fork else "spawn")
     if outcome.value is not None:
         record = outcome.value
     else:
         empty = Discovery(adapter_cls.output, counters=Counters(wall_seconds=outcome.wall_seconds))
-        task = task or load_task(task_name, cache=cache)
-        record = circuit_record(task, empty, adapter_cls(), p, n=n, seed=seed,
-                                ablation=ablation, device=str(dev))
+        record = circuit_record(load_task(task_name, cache=cache), empty, adapter_cls(), p, n=n,
+                                seed=seed, ablation=ablation, device=str(dev))
     record.setdefault("peak_mem_mb", outcome.peak_mem_mb)
     error = outcome.error
     if outcome.status == "oom" and getattr(p, "batch_size", None):

@@ -58,14 +58,16 @@ def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
 
 @torch.no_grad()
 def evaluate_circuit(task, edges, split, ablation: str, full=None, *, ablated=None,
-                     interval: bool = False) -> dict:
+                     interval: bool = False, out=None) -> dict:
     """Faithfulness, agreement and the task's own measures of one circuit on `split` (and with
-    `interval`, the bootstrap interval of the faithfulness over the split's examples)."""
+    `interval`, the bootstrap interval of the faithfulness over the split's examples).
+    `out`: the circuit's outputs when already computed."""
     model, tokens = task.model, split.clean
     full = model(tokens) if full is None else full
-    if ablated is None:
-        ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
-    out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
+    if out is None:
+        if ablated is None:
+            ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
+        out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
     num, den = faithfulness_per_example(full, out, task.output_kind, task.partial)
     row = {"faithfulness": float(num.sum() / den.sum().clamp(min=1)),
            "agreement": agreement(full, out, task.output_kind, task.numerical_atol,
@@ -77,8 +79,32 @@ def evaluate_circuit(task, edges, split, ablation: str, full=None, *, ablated=No
     return row
 
 
+class SplitEvaluator:
+    """Evaluates circuits on one evaluation split under one ablation, computing the full model's
+    and the ablated outputs once, and each distinct edge set's masked forward once: a ranking's
+    `top=k` and `sparsity=s` circuits often coincide, and every record has the same empty one."""
+
+    def __init__(self, task, split, ablation: str):
+        self.task, self.split, self.ablation = task, split, ablation
+        with torch.no_grad():
+            self.full = task.model(split.clean)
+            self.ablated = ablated_outputs(task.model, ablation, split.clean, split.corrupted)
+        self._outputs: dict[frozenset, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, edges: frozenset, interval: bool = False) -> dict:
+        if edges not in self._outputs:
+            self._outputs[edges] = run_circuit(self.task.model, self.split.clean,
+                                               self.task.graph.mask_from_edges(edges),
+                                               self.ablated)
+        return evaluate_circuit(self.task, edges, self.split, self.ablation, self.full,
+                                interval=interval, out=self._outputs[edges])
+
+
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
-                 config_hash: str = "") -> list[dict]:
+                 config_hash: str = "", evaluators: dict | None = None) -> list[dict]:
+    """Rows of one circuit file. `evaluators`: a dict shared by the records of one score job,
+    which keeps a SplitEvaluator per (n, seed, ablation) across them."""
     base = {
         "task": task.name, "method": record["method"],
         "params": json.dumps(record.get("params", {}), sort_keys=True),
@@ -102,10 +128,12 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
                 input_space=task.input_space)
     if base["status"] != "ok":
         return [_complete(base)]
-    full = task.model(ev.clean)
-    ablated = ablated_outputs(task.model, record["ablation"], ev.clean, ev.corrupted)
-    base["faithfulness_empty"] = evaluate_circuit(
-        task, frozenset(), ev, record["ablation"], full, ablated=ablated)["faithfulness"]
+    evaluators = {} if evaluators is None else evaluators
+    key = (record["n_examples"], record["seed"], record["ablation"])
+    if key not in evaluators:
+        evaluators[key] = SplitEvaluator(task, ev, record["ablation"])
+    evaluate = evaluators[key]
+    base["faithfulness_empty"] = evaluate(frozenset())["faithfulness"]
     auroc = {}
     if record["kind"] == "scores":
         values = [record["scores"][e] for e in task.graph.edges]
@@ -116,8 +144,7 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     for label, edges in circuits_of(task, record, sparsities):
         row = dict(base, circuit=label, edges_kept=len(edges),
                    sparsity=1 - len(edges) / task.graph.n_edges)
-        row.update(evaluate_circuit(task, edges, ev, record["ablation"], full, ablated=ablated,
-                                    interval=not label.startswith("top=")))
+        row.update(evaluate(edges, interval=not label.startswith("top=")))
         for c in task.conventions:
             truth = task.ground_truth(c)
             for k, v in overlap(edges, truth).items():

@@ -1,9 +1,14 @@
 """Run untrusted code (a method adapter) in a child process under hard limits.
 
 A method may hang, swallow exceptions, exit the interpreter, or allocate without bound. None of
-that may reach the benchmark: the child is a fresh interpreter (`spawn`), its address space is
-capped with RLIMIT_AS, and it is killed (SIGKILL, not asked) at the wall-clock limit. Whatever
-happens becomes an `Outcome` with a status (`ok`, `failed`, `timeout`, `oom`) and a cause.
+that may reach the benchmark: the child is its own process, its address space is capped with
+RLIMIT_AS, and it is killed (SIGKILL, not asked) at the wall-clock limit. Whatever happens
+becomes an `Outcome` with a status (`ok`, `failed`, `timeout`, `oom`) and a cause.
+
+The child is a fresh interpreter (`spawn`) unless the caller asks for `fork`: a copy of a parent
+that has imported torch (and transformers) but computed nothing starts in milliseconds instead of
+the seconds those imports take in every job. Only such a parent may fork: after torch has run an
+OpenMP parallel region, a forked child hangs at its first one (measured: torch 2.13, libgomp).
 """
 from __future__ import annotations
 
@@ -105,12 +110,16 @@ def _main_not_reimported():
 
 
 def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float | None,
-                 mem_mb: int | None = None) -> Outcome:
-    """`target(**kwargs)` in a spawned child; killed after `timeout_s` seconds (None: no limit).
+                 mem_mb: int | None = None, start: str = "spawn") -> Outcome:
+    """`target(**kwargs)` in a child process; killed after `timeout_s` seconds (None: no limit).
 
     `target` must be importable by name (a module-level function) and return a JSON-able dict.
+    start: "spawn" (a fresh interpreter) or "fork" (only from a parent that has not computed
+    with torch yet; see the module docstring).
     """
-    ctx = multiprocessing.get_context("spawn")
+    if start not in ("spawn", "fork"):
+        raise ValueError(f"run_isolated: start must be 'spawn' or 'fork', not {start!r}")
+    ctx = multiprocessing.get_context(start)
     with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
         result_path = str(Path(tmp) / "result.json")
         proc = ctx.Process(target=_child, args=(target, kwargs, result_path, mem_mb),

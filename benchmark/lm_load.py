@@ -33,6 +33,14 @@ def load_lm(name_or_path_or_model, device: str = "auto",
     return LMGraphModel(hf.to(device=device, dtype=torch_dtype))
 
 
+def import_architectures() -> None:
+    """Import the modeling code of every supported architecture (seconds of transformers
+    imports), e.g. in a parent process whose forked children then load models at once."""
+    import importlib
+    for model_type in SUPPORTED:
+        importlib.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
+
+
 def _from_pretrained(name: str, dtype: torch.dtype):
     """The config first (an unsupported architecture fails before any weights load)."""
     from transformers import AutoModelForCausalLM

@@ -19,11 +19,12 @@ def score_stage(task_name: str, cache: str, circuits: list[str], out: str, *,
     from benchmark import load_task
     from benchmark.evaluate import COLUMNS, score_record
     task = load_task(task_name, cache=cache)
-    rows = []
+    rows, evaluators = [], {}
     for path in circuits:
         record = read_circuit(path, task_name)
         rows.extend(score_record(task, record, sparsities=sparsities,
-                                 eval_examples=eval_examples, config_hash=config_hash_))
+                                 eval_examples=eval_examples, config_hash=config_hash_,
+                                 evaluators=evaluators))
     atomic_write_text(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
 
 

@@ -93,3 +93,36 @@ def test_a_real_method_matches_its_in_process_run(get_task, dataset, task_cache,
     assert record["status"] == "ok"
     assert set(record["circuit"]) == set(direct.circuit)
     assert 0 < record["peak_mem_mb"] < 2000
+
+
+FORKED = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import faulty_methods
+from benchmark.discover import discover_stage
+from benchmark.registry import METHODS
+METHODS.names()
+for cls in faulty_methods.FAULTY:
+    METHODS.register(cls, "tests/faulty_methods.py")
+for method, timeout_s in [("eap", 60), ("faulty_swallow", 3)]:
+    discover_stage("xproportion", {cache!r}, {dataset!r}, method, {{}}, "zero", 50, 0,
+                   {out!r} + method + ".json", eval_examples=50, timeout_s=timeout_s, fork=True)
+"""
+
+
+def test_forked_child_matches_spawned_and_keeps_the_limits(faulty, dataset, task_cache,
+                                                            tmp_path):
+    """The workflow's jobs fork their method's child from a parent that only imported: same
+    circuit file as a fresh interpreter's, same hard time limit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = FORKED.format(tests=str(Path(__file__).parent), cache=task_cache, dataset=dataset,
+                           out=str(tmp_path / "forked_"))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    forked = json.loads((tmp_path / "forked_eap.json").read_text())
+    spawned = _run("eap", dataset, task_cache, tmp_path, timeout_s=60)
+    assert forked["status"] == spawned["status"] == "ok"
+    assert forked["scores"] == spawned["scores"]
+    hung = json.loads((tmp_path / "forked_faulty_swallow.json").read_text())
+    assert hung["status"] == "timeout" and "time limit of 3 s" in hung["error"]

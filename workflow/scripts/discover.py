@@ -10,5 +10,5 @@ record = discover_stage(w.task, sm.params.cache, sm.input.data, w.method,
                         json.loads(sm.params.values), w.ablation, int(w.n), int(w.seed),
                         sm.output[0], device=sm.params.device, timeout_s=sm.params.timeout_s,
                         mem_mb=sm.params.mem_mb, threads=sm.threads,
-                        eval_examples=sm.params.eval_examples)
+                        eval_examples=sm.params.eval_examples, fork=True)
 print(f"status {record['status']} {record['error']}")
