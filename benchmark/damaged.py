@@ -5,6 +5,9 @@ edited by hand would be scored, or shown in the leaderboard, as if it were a res
 Snakemake builds its job graph, every existing circuit and score file of the config is checked;
 a damaged one is renamed to `<name>.damaged` (kept for inspection, never deleted) with a warning
 naming it, and Snakemake then reruns the job that makes it. Good files are never touched.
+A circuit file whose run was stopped from outside (status `cancelled`: scancel, a scheduler's
+limit, a kill) is a complete, visible cell of the run that wrote it, and moved aside as
+`<name>.cancelled` by the next run, which reruns it: the method is not to blame.
 """
 from __future__ import annotations
 
@@ -27,6 +30,15 @@ def check_scores(path: str, columns: list[str]) -> None:
         raise ValueError(f"score file {path} has incomplete rows (line {short[0]})")
 
 
+class Cancelled(ValueError):
+    suffix = ".cancelled"
+
+
+def check_not_cancelled(record: dict, path: str) -> None:
+    if record.get("status") == "cancelled":
+        raise Cancelled(f"circuit file {path} is of a run stopped from outside")
+
+
 def quarantine(checks) -> list[str]:
     """Run `check()` for each existing (path, check); move damaged files aside. Returns them."""
     moved = []
@@ -36,8 +48,9 @@ def quarantine(checks) -> list[str]:
         try:
             check()
         except ValueError as err:
-            os.replace(path, path + ".damaged")
+            aside = path + getattr(err, "suffix", ".damaged")
+            os.replace(path, aside)
             moved.append(path)
-            print(f"circuitbench: {str(err).split('; ')[0]}: moved to {path}.damaged; "
+            print(f"circuitbench: {str(err).split('; ')[0]}: moved to {aside}; "
                   "the job that makes it reruns", file=sys.stderr)
     return moved

@@ -148,6 +148,8 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     if fork and "@" in task_name:
         from benchmark.lm_load import import_architectures
         import_architectures()  # once here, not in every child
+    print(f"discovery: {method} on {task_name} (n={n}, seed={seed}, {ablation}) starts",
+          flush=True)
     outcome = run_isolated(_discover_child, dict(
         task_name=task_name, cache=cache, dataset=dataset, adapter=adapter_ref(method),
         params=params, ablation=ablation, n=n, seed=seed, device=str(dev), threads=threads),

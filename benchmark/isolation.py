@@ -31,7 +31,7 @@ OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory
 
 @dataclass
 class Outcome:
-    status: str                 # ok, failed, timeout, oom
+    status: str                 # ok, failed, timeout, oom, cancelled
     error: str                  # the cause, empty when ok
     value: dict | None          # what the target returned (a JSON-able dict), None on a death
     wall_seconds: float
@@ -93,6 +93,37 @@ def _death_cause(exitcode: int | None) -> tuple[str, str]:
                       "result: an adapter must return its Discovery, not exit")
 
 
+CANCELLED = ("the job was stopped from outside (SIGTERM: scancel, the scheduler's time limit, "
+             "preemption or a kill) while the method ran; not the method's fault: the next "
+             "snakemake run sets this file aside and reruns it")
+
+
+class _Stopped(Exception):
+    pass
+
+
+@contextmanager
+def _sigterm_raises():
+    """While waiting for the child, SIGTERM (what Slurm and `kill` send first) stops the wait
+    instead of this process, so that the child is killed and the stop is recorded. Yields a
+    list that is non-empty once it happened. Only in the main thread (signal's rule)."""
+    import threading
+    stopped: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def handler(signum, frame):
+        stopped.append(signum)
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def _main_not_reimported():
     """`spawn` re-runs the parent's main script in the child when it was started as a file; a
@@ -127,12 +158,18 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
         start = time.perf_counter()
         with _main_not_reimported():
             proc.start()
-        proc.join(timeout_s)
-        timed_out = proc.is_alive()
-        if timed_out:
+        with _sigterm_raises() as stopped:
+            try:
+                proc.join(timeout_s)
+            except _Stopped:
+                pass
+        timed_out = proc.is_alive() and not stopped
+        if proc.is_alive():
             proc.kill()
             proc.join()
         wall = time.perf_counter() - start
+        if stopped:
+            return Outcome("cancelled", CANCELLED, None, wall, 0.0)
         children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if timed_out:
             return Outcome("timeout", f"discovery exceeded its time limit of {timeout_s:g} s "

@@ -9,8 +9,13 @@ tracr's compile of a task is memoised for the session: `load_task` compiles thro
 haiku model and the RASP program) instead of compiling a second time.
 """
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config):
@@ -76,3 +81,27 @@ def get_compiled(get_task, compilations):
         return compilations[name]
 
     return get
+
+
+def snakemake_ci(*args, results, cache):
+    """Snakemake on config/ci.yaml with its results and task cache elsewhere."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml",
+           "--config", f"results={results}", f"cache={cache}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def compiled_cache(get_task):
+    """The session's task cache, with the CI tasks compiled once."""
+    for name in ("reverse", "xproportion"):
+        get_task(name)
+    return os.environ["CIRCUITBENCH_CACHE"]
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory, compiled_cache):
+    """The results folder of one local run of config/ci.yaml."""
+    results = tmp_path_factory.mktemp("ci_results")
+    proc = snakemake_ci(results=results, cache=compiled_cache)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return results

@@ -126,3 +126,47 @@ def test_forked_child_matches_spawned_and_keeps_the_limits(faulty, dataset, task
     assert forked["scores"] == spawned["scores"]
     hung = json.loads((tmp_path / "forked_faulty_swallow.json").read_text())
     assert hung["status"] == "timeout" and "time limit of 3 s" in hung["error"]
+
+
+STOPPED = """
+import sys
+sys.path.insert(0, {tests!r})
+import faulty_methods
+from benchmark.discover import discover_stage
+from benchmark.registry import METHODS
+METHODS.names()
+for cls in faulty_methods.FAULTY:
+    METHODS.register(cls, "tests/faulty_methods.py")
+discover_stage("xproportion", {cache!r}, {dataset!r}, "faulty_swallow", {{}}, "zero", 50, 0,
+               {out!r}, eval_examples=50, timeout_s=120, fork=True)
+"""
+
+
+def test_a_job_stopped_from_outside_records_a_cancelled_cell(faulty, dataset, task_cache,
+                                                             tmp_path):
+    """SIGTERM (scancel, Slurm's time limit, a kill) while the method runs: the child is killed,
+    a `cancelled` circuit file is written and the job ends normally; the next workflow run
+    moves that file aside (.cancelled) so that it reruns."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmark.damaged import check_not_cancelled, quarantine
+    out = tmp_path / "stopped.json"
+    log = tmp_path / "stopped.log"
+    script = STOPPED.format(tests=str(Path(__file__).parent), cache=task_cache,
+                            dataset=dataset, out=str(out))
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=f,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while "starts" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    record = json.loads(out.read_text())
+    assert record["status"] == "cancelled" and "scancel" in record["error"]
+    assert quarantine([(str(out), lambda: check_not_cancelled(record, str(out)))]) == [str(out)]
+    assert not out.exists() and Path(str(out) + ".cancelled").exists()

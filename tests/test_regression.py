@@ -1,43 +1,17 @@
 """CI regression: the tiny CI workflow reproduces the committed reference numbers.
 
-The workflow runs once per session (config/ci.yaml, about two minutes on two cores). A refactor
+The workflow runs once per session (config/ci.yaml, about two minutes on two cores; the `ci_run`
+fixture of conftest.py, shared with tests/test_slurm.py). A refactor
 that moves a faithfulness or recovery number beyond its tolerance fails here. To accept new
 numbers on purpose: `python -m benchmark update-reference` after a CI run, and review the diff.
 """
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from benchmark import regression
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _snakemake(*args, results, cache):
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml",
-           "--config", f"results={results}", f"cache={cache}", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-
-
-@pytest.fixture(scope="session")
-def compiled_cache(get_task):
-    """The session's task cache, with the CI tasks compiled once."""
-    for name in ("reverse", "xproportion"):
-        get_task(name)
-    return os.environ["CIRCUITBENCH_CACHE"]
-
-
-@pytest.fixture(scope="session")
-def ci_run(tmp_path_factory, compiled_cache):
-    results = tmp_path_factory.mktemp("ci_results")
-    proc = _snakemake(results=results, cache=compiled_cache)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return results
-
+from conftest import snakemake_ci
 
 def _scores(results):
     return regression.read_scores(sorted(Path(results, "scores").rglob("*.csv")))
@@ -82,19 +56,19 @@ def test_language_model_rows(ci_run):
 
 
 def test_rerun_is_noop_and_deleted_run_reruns_identically(ci_run, compiled_cache):
-    dry = _snakemake("-n", results=ci_run, cache=compiled_cache)
+    dry = snakemake_ci("-n", results=ci_run, cache=compiled_cache)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
     victim = sorted(Path(ci_run, "circuits").rglob("*.json"))[0]
     before = _scores(ci_run)
     victim.unlink()
-    dry = _snakemake("-n", "--quiet", "rules", results=ci_run, cache=compiled_cache)
+    dry = snakemake_ci("-n", "--quiet", "rules", results=ci_run, cache=compiled_cache)
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0
     counts = dict(line.split()[:2] for line in out.splitlines()
                   if len(line.split()) == 2 and line.split()[1].isdigit())
     assert counts.get("discover") == "1" and counts.get("score") == "1", out
     assert "compile_task" not in counts and "make_dataset" not in counts, out
-    rerun = _snakemake(results=ci_run, cache=compiled_cache)
+    rerun = snakemake_ci(results=ci_run, cache=compiled_cache)
     assert rerun.returncode == 0 and victim.exists()
     # the rerun reproduces every score exactly, timing aside (determinism)
     timing = ["runtime_s", "peak_mem_mb"]

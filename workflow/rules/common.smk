@@ -26,10 +26,12 @@ CONFIG_HASH = config_hash(config)
 
 
 def _setting_id(values):
-    """A readable, path-safe id of one hyper-parameter setting."""
+    """A readable, path-safe id of one hyper-parameter setting: `k=v+k=v`. Not commas: a
+    cluster job's own Snakemake gets its wildcards as `--target-jobs rule:w=v,w=v` and cut a
+    value at its commas (found on Slurm, tests/test_slurm.py)."""
     if not values:
         return "default"
-    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+    return "+".join(f"{k}={values[k]}" for k in sorted(values))
 
 
 def _expand_grid(grid):
@@ -89,11 +91,13 @@ def score_path(task, ablation, n, seed, **_):
 
 
 def _set_damaged_aside():
-    """Damaged circuit and score files become `.damaged` before planning, so they rerun."""
-    from benchmark.damaged import check_scores, quarantine
+    """Damaged circuit and score files become `.damaged`, and circuit files of runs stopped from
+    outside (status `cancelled`) `.cancelled`, before planning, so that they rerun. In the main
+    process only: a cluster job's own Snakemake must not move its inputs away."""
+    from benchmark.damaged import check_not_cancelled, check_scores, quarantine
     from benchmark.evaluate import COLUMNS
     from benchmark.score_stage import read_circuit
-    checks = [(path, lambda p=path, t=run["task"]: read_circuit(p, t))
+    checks = [(path, lambda p=path, t=run["task"]: check_not_cancelled(read_circuit(p, t), p))
               for path, run in RUNS.items()]
     checks += [(score_path(*g), lambda p=score_path(*g): check_scores(p, COLUMNS))
                for g in GROUPS]
@@ -103,7 +107,10 @@ def _set_damaged_aside():
 RUNS = _runs()
 GROUPS = sorted({(r["task"], r["ablation"], r["n"], r["seed"]) for r in RUNS.values()})
 DATASETS = sorted({(r["task"], r["n"], r["seed"]) for r in RUNS.values()})
-_set_damaged_aside()
+if workflow.is_main_process:
+    _set_damaged_aside()
+    from benchmark.slurm_compat import patch_slurm_plugin
+    patch_slurm_plugin()  # a cancelled cluster job must not be waited for forever
 
 
 def model_of_task(wildcards):

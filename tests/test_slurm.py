@@ -1,0 +1,144 @@
+"""The cluster path on a real Slurm: the CI config through the shipped profile.
+
+A one-node Slurm with accounting (.ci/slurm.sh: munged, mariadbd, slurmdbd, slurmctld, slurmd,
+all stopped again at the end) runs config/ci.yaml through profiles/slurm with only the account
+and partitions changed. One discovery is cancelled (`scancel`) while its method runs: the run
+still completes, with a visible `cancelled` cell; a second run reruns just that discovery, and
+then every score equals the local run's (tests/conftest.py::ci_run).
+
+Skipped with the reason where Slurm cannot run (not root, packages missing: `.ci/slurm.sh
+install`); under CI (.ci/run installs it) a missing Slurm fails instead.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmark import regression
+from benchmark.slurm_compat import normalise_states, recorded_stop
+from conftest import ROOT
+
+SLURM_SH = ROOT / ".ci" / "slurm.sh"
+# the discovery to cancel (its method runs for seconds), and its Slurm log folder's name
+CANCELLED = ("ioi@tiny_gpt2", "resample", "n200", "s0", "acdc", "threshold=0.01")
+CANCELLED_JOB = "rule_discover/ioi@tiny_gpt2_resample_200_0_acdc_threshold=0.01/"
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "starting Slurm's daemons needs root"
+    missing = [b for b in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "sbatch",
+                           "sacct") if not shutil.which(b)]
+    if missing:
+        return f"Slurm is not installed ({', '.join(missing)} missing): .ci/slurm.sh install"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "the slurm executor plugin is missing: pip install -e '.[slurm]'"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and not conf.is_symlink():
+        return "this machine has a Slurm of its own (/etc/slurm/slurm.conf)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    why = _why_not()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Slurm test: {why}")
+        pytest.skip(why)
+    # .ci/run names the folder, to stop the daemons even if this process dies
+    folder = Path(os.environ.get("CIRCUITBENCH_SLURM_DIR") or tmp_path_factory.mktemp("slurm"))
+    up = subprocess.run(["bash", str(SLURM_SH), "up", str(folder)], capture_output=True,
+                        text=True, timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        yield folder
+    finally:
+        subprocess.run(["bash", str(SLURM_SH), "down", str(folder)], timeout=120)
+
+
+def _profile(folder: Path) -> Path:
+    """The shipped profile with the test cluster's account and partitions, nothing else."""
+    conf = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    conf["default-resources"]["slurm_account"] = "ci"
+    conf["default-resources"]["slurm_partition"] = "cpu"
+    conf["set-resources"]["discover"]["slurm_partition"] = "gpu"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(conf))
+    return folder
+
+
+def _command(profile: Path, paths: Path) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--workflow-profile", str(profile),
+            "--configfile", "config/ci.yaml", str(paths)]
+
+
+def _cancel_when_running(proc, log: Path, deadline: float) -> str:
+    """Read the run's output until the job writing `log` has started its method; scancel it."""
+    jobid = None
+    for line in proc.stdout:
+        if jobid is None and "submitted with SLURM jobid" in line and CANCELLED_JOB in line:
+            jobid = line.split("SLURM jobid")[1].split()[0]
+        if jobid and log.exists() and "starts" in log.read_text():
+            time.sleep(1.0)
+            subprocess.run(["scancel", jobid], check=True)
+            return jobid
+        if time.time() > deadline:
+            break
+    raise AssertionError(f"the discovery {CANCELLED_JOB} never started on the cluster")
+
+
+def test_state_names_with_a_suffix_are_cut():
+    assert normalise_states({"3": "CANCELLED by 0", "4": "COMPLETED", "5": ""}) == \
+        {"3": "CANCELLED", "4": "COMPLETED", "5": ""}
+    assert normalise_states(None) is None
+
+
+def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_path):
+    results = tmp_path / "results"
+    for part in ("tasks", "data", "models"):  # built locally once: the cluster reruns the rest
+        shutil.copytree(Path(ci_run, part), results / part)
+    paths = tmp_path / "paths.yaml"
+    paths.write_text(yaml.safe_dump({"results": str(results), "cache": compiled_cache}))
+    profile = _profile(tmp_path / "profile")
+    circuit = results.joinpath("circuits", *CANCELLED[:-1], CANCELLED[-1] + ".json")
+    log = results.joinpath("logs", "discover", *CANCELLED[:-1], CANCELLED[-1] + ".log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    start = time.time()
+    proc = subprocess.Popen(_command(profile, paths), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        _cancel_when_running(proc, log, start + 600)
+        rest, _ = proc.communicate(timeout=900)
+    finally:
+        proc.kill()
+    first = time.time() - start
+    assert proc.returncode == 0, rest[-4000:]
+    # the run completed, the cancelled discovery a visible cell of the leaderboard
+    assert recorded_stop([circuit]) == "cancelled"
+    scores = regression.read_scores(sorted(results.joinpath("scores").rglob("*.csv")))
+    cell = scores[(scores.task == CANCELLED[0]) & (scores.method == "acdc")]
+    assert list(cell.status) == ["cancelled"], cell.status
+    assert "cancelled" in results.joinpath("leaderboard", "leaderboard.md").read_text()
+
+    # the next run sets the cancelled cell aside and reruns only its chain
+    again = subprocess.run(_command(profile, paths), cwd=ROOT, capture_output=True, text=True,
+                           env=env, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert Path(str(circuit) + ".cancelled").exists()
+    assert recorded_stop([circuit]) is None
+    slurm_scores = regression.read_scores(sorted(results.joinpath("scores").rglob("*.csv")))
+    local_scores = regression.read_scores(sorted(Path(ci_run, "scores").rglob("*.csv")))
+    assert len(slurm_scores) == len(local_scores)
+    problems = regression.compare(slurm_scores, local_scores)
+    assert not problems, "\n".join(problems[:20])
+    print(f"Slurm: first run {first:.0f} s, rerun {time.time() - start - first:.0f} s")
