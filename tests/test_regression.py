@@ -1,10 +1,13 @@
 """CI regression: the tiny CI workflow reproduces the committed reference numbers.
 
 The workflow runs once per session (config/ci.yaml, about two minutes on two cores; the `ci_run`
-fixture of conftest.py, shared with tests/test_slurm.py). A refactor
-that moves a faithfulness or recovery number beyond its tolerance fails here. To accept new
+fixture of conftest.py, shared with tests/test_slurm.py). A refactor that moves a faithfulness
+or recovery number beyond its tolerance fails here. To accept new
 numbers on purpose: `python -m benchmark update-reference` after a CI run, and review the diff.
 """
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +15,7 @@ import pytest
 
 from benchmark import regression
 from conftest import snakemake_ci
+
 
 def _scores(results):
     return regression.read_scores(sorted(Path(results, "scores").rglob("*.csv")))
