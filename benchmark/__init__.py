@@ -1,11 +1,14 @@
-"""circuitbench: a benchmark of circuit-discovery methods on transformers with known circuits."""
-from benchmark.task import Task, list_tasks, load_task
+"""circuitbench: a benchmark of circuit-discovery methods on transformers with known circuits.
 
+Everything is imported on first use: `import benchmark.job_server` (what a workflow job runs
+first) must not pay for torch."""
 __all__ = ["Task", "list_tasks", "load_task", "load_lm"]
 
 
 def __getattr__(name):
-    """`load_lm` on first use: `import benchmark` stays free of transformers."""
+    if name in ("Task", "list_tasks", "load_task"):
+        from benchmark import task
+        return getattr(task, name)
     if name == "load_lm":
         from benchmark.lm_load import load_lm
         return load_lm

@@ -169,4 +169,5 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     record.update(status=outcome.status, error=error, threads=threads,
                   source_hash=method_source_hash(method), timeout_s=timeout_s, mem_mb=mem_mb)
     atomic_write_json(out, record)
+    print(f"discovery: status {record['status']} {record['error']}".rstrip(), flush=True)
     return record

@@ -34,6 +34,11 @@ def leaderboard_stage(score_files: list[str], out_dir: str, provenance: dict) ->
     build_leaderboard(score_files, out_dir, provenance)
 
 
+def leaderboard_job(score_files: list[str], out_dir: str, config: dict) -> None:
+    """The workflow's leaderboard job: the tables, with the run's provenance."""
+    leaderboard_stage(score_files, out_dir, provenance(config))
+
+
 def provenance(config: dict) -> dict:
     from importlib.metadata import version
     from benchmark.discover import git_commit

@@ -6,6 +6,7 @@ import json
 
 from benchmark import list_tasks
 from benchmark.lm_task import list_lm_tasks, lm_model_key
+from benchmark.job_server import ENV as JOB_SERVER, start as start_job_server
 from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
 from benchmark.pipeline import config_hash
 from benchmark.numerics import kernel_mode, use_portable_kernels
@@ -139,3 +140,11 @@ LEADERBOARD = [f"{RESULTS}/leaderboard/{name}" for name in
 PLOTS = [f"{RESULTS}/leaderboard/{name}" for name in
          ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
           "scaling_vs_examples.png")]
+
+
+onstart:
+    # A local run's jobs hand their stage to one warm process that forks a worker per job,
+    # instead of each importing torch, scipy and transformers (benchmark/job_server.py).
+    # CIRCUITBENCH_JOB_SERVER=off runs every job in its own process instead.
+    if workflow.is_main_process and workflow.local_exec and os.environ.get(JOB_SERVER) != "off":
+        start_job_server(f"{RESULTS}/logs/job_server.log")

@@ -1,6 +1,8 @@
 import sys; sys.path.insert(0, snakemake.scriptdir)  # noqa: E702,F821
 from _log import redirect  # noqa: E402
-from benchmark.pipeline import compile_stage  # noqa: E402
+from benchmark.job_server import run_stage  # noqa: E402
 
-redirect(snakemake)  # noqa: F821
-compile_stage(snakemake.wildcards.task, snakemake.params.cache, snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821
+redirect(sm)
+run_stage("benchmark.pipeline:compile_stage", sm.wildcards.task, sm.params.cache, sm.output[0],
+          threads=sm.threads)
