@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmark.conventions import ABLATIONS, CONVENTIONS
+from benchmark.conventions import ABLATIONS
 
 
 def _parse_method_params(extra: list[str]) -> dict:
@@ -62,7 +62,7 @@ def cmd_compile(args) -> int:
                 atomic_write_json(args.out, task.summary())
             continue
         m = task.meta
-        gt = {k: len(task.ground_truth(k)) for k in CONVENTIONS}
+        gt = {k: len(task.ground_truth(k)) for k in task.conventions}
         v = m["verification"]
         print(f"{name}: {task.graph.n_edges} edges, verified on {v['n_inputs']} inputs "
               f"(max |torch - haiku| = {v['max_abs_diff_torch_vs_haiku']:.2g}), "

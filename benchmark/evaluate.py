@@ -17,10 +17,10 @@ import math
 import torch
 
 from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.conventions import CONVENTIONS
+from benchmark.conventions import CONVENTIONS, NODE_CONVENTIONS
 from benchmark.metrics import agreement, faithfulness_name, faithfulness_per_example
-from benchmark.scoring import (overlap, ranked, ranking_counts, ratio_interval, roc_auc,
-                               roc_point)
+from benchmark.scoring import (head_scores, heads_of, is_head, overlap, ranked, ranking_counts,
+                               ratio_interval, roc_auc, roc_point)
 
 COLUMNS = (
     ["task", "method", "params", "seed", "n_examples", "ablation", "circuit", "n_edges",
@@ -104,7 +104,8 @@ class SplitEvaluator:
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
                  config_hash: str = "", evaluators: dict | None = None) -> list[dict]:
     """Rows of one circuit file. `evaluators`: a dict shared by the records of one score job,
-    which keeps a SplitEvaluator per (n, seed, ablation) across them."""
+    which keeps the evaluation split per (n, seed) and a SplitEvaluator per (n, seed,
+    ablation) across them."""
     base = {
         "task": task.name, "method": record["method"],
         "params": json.dumps(record.get("params", {}), sort_keys=True),
@@ -122,13 +123,12 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
                 forward_passes=counters.get("forward_passes"),
                 backward_passes=counters.get("backward_passes"),
                 peak_mem_mb=record.get("peak_mem_mb"))
-    data = task.dataset(n=record["n_examples"], seed=record["seed"], n_eval=eval_examples)
-    ev = data.evaluation
-    base.update(eval_seen_in_discovery=round(seen_fraction(data.discovery.clean, ev.clean), 4),
-                input_space=task.input_space)
+    evaluators = {} if evaluators is None else evaluators
+    ev, seen = _evaluation_split(task, record["n_examples"], record["seed"], eval_examples,
+                                 evaluators)
+    base.update(eval_seen_in_discovery=seen, input_space=task.input_space)
     if base["status"] != "ok":
         return [_complete(base)]
-    evaluators = {} if evaluators is None else evaluators
     key = (record["n_examples"], record["seed"], record["ablation"])
     if key not in evaluators:
         evaluators[key] = SplitEvaluator(task, ev, record["ablation"])
@@ -136,27 +136,49 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     base["faithfulness_empty"] = evaluate(frozenset())["faithfulness"]
     auroc = {}
     if record["kind"] == "scores":
-        values = [record["scores"][e] for e in task.graph.edges]
         for c in task.conventions:
-            truth = task.ground_truth(c)
-            auroc[c] = roc_auc(values, [e in truth for e in task.graph.edges])
+            units, truth, _ = recovery_view(task, c)
+            values = (head_scores(record["scores"], units) if c in NODE_CONVENTIONS else
+                      [record["scores"][e] for e in units])
+            auroc[c] = roc_auc(values, [u in truth for u in units])
     rows = []
     for label, edges in circuits_of(task, record, sparsities):
         row = dict(base, circuit=label, edges_kept=len(edges),
                    sparsity=1 - len(edges) / task.graph.n_edges)
         row.update(evaluate(edges, interval=not label.startswith("top=")))
         for c in task.conventions:
-            truth = task.ground_truth(c)
-            for k, v in overlap(edges, truth).items():
+            units, truth, view = recovery_view(task, c)
+            for k, v in overlap(view(edges), truth).items():
                 row[f"{k}_{c}"] = v
             row[f"auroc_{c}"] = auroc.get(c)
-            row[f"fpr_{c}"], row[f"tpr_{c}"] = roc_point(edges, truth, task.graph.edges)
+            row[f"fpr_{c}"], row[f"tpr_{c}"] = roc_point(view(edges), truth, units)
         if not all(math.isfinite(row[k]) for k in ("faithfulness", "agreement")):
             row["status"] = "invalid"
             row["error"] = (f"non-finite metric: faithfulness={row['faithfulness']}, "
                             f"agreement={row['agreement']}")
         rows.append(_complete(row))
     return rows
+
+
+def _evaluation_split(task, n: int, seed: int, eval_examples: int, cache: dict):
+    """The evaluation split of (n, seed) and the fraction of it seen in discovery, made once
+    per score job (drawing 100,000 prompts again for every record cost seconds each)."""
+    key = ("split", n, seed, eval_examples)
+    if key not in cache:
+        data = task.dataset(n=n, seed=seed, n_eval=eval_examples)
+        cache[key] = (data.evaluation,
+                      round(seen_fraction(data.discovery.clean, data.evaluation.clean), 4))
+    return cache[key]
+
+
+def recovery_view(task, convention: str):
+    """(the units recovery is counted in, the true ones, edge set -> units) for a convention:
+    edges for an edge-level one, the model's heads for a node-level (published) one."""
+    truth = task.ground_truth(convention)
+    if convention in NODE_CONVENTIONS:
+        heads = [w for w in task.graph.writers if is_head(w)]
+        return heads, truth, heads_of
+    return task.graph.edges, truth, lambda edges: edges
 
 
 def _complete(row: dict) -> dict:

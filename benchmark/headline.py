@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap, wilcoxon
 
-from benchmark.conventions import MATCHING
 from benchmark.scoring import BOOTSTRAP_RESAMPLES, CONFIDENCE, faithfulness_area, sweep_auc
-from benchmark.summary import curve_points, method_kinds, prepare
+from benchmark.summary import curve_points, method_kinds, prepare, rows_convention
 
 CELL = ["task", "ablation", "n_examples", "seed"]
 RUN = CELL + ["method"]
@@ -79,7 +78,7 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
     kinds = method_kinds(work)
     rows = []
     for key, g in work.groupby(RUN, sort=True):
-        conv = MATCHING.get(key[1], "zero")
+        conv = rows_convention(g, key[1])
         numbers = _run_numbers(g, kinds.get(key[4], ""), conv)
         if numbers["failed_settings"] == numbers["settings"]:  # nothing ran: a visible cell
             numbers.update({m: math.nan for m in METRICS})

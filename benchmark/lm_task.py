@@ -4,7 +4,8 @@ The model is read at each prompt's answer position (benchmark.lm_model.PromptLM)
 outputs are [B, 2, vocab] with the answer's next-token logits in row 1: the categorical
 metrics every method and the scorer already use (KL(full || circuit), the full model's answer's
 log-probability, agreement) then measure exactly the answer position. There is no ground-truth
-circuit (`conventions` is empty); the task's own measure (IOI logit difference, Greater-Than
+circuit; where a paper reports one for the model (IOI on GPT-2 small), it is the `published`
+convention, a set of heads (tasks/ioi_circuit.py). The task's own measure (IOI logit difference, Greater-Than
 probability gap, gendered-pronoun logit difference) is reported as circuit / full.
 
 Models trained here are cached under `<cache>/models/<name>-<key>`: the key covers the model's
@@ -150,7 +151,6 @@ class LMTask:
 
     output_kind = "categorical"
     partial = False
-    conventions: tuple = ()  # no known circuit on a language model
     numerical_atol = 0.0
 
     def __init__(self, name, spec, lm, source, tokenizer, report, device="cpu"):
@@ -172,6 +172,21 @@ class LMTask:
         # models, 8 for GPT-2 small (about 17 MB a prompt there)
         self.forward_batch = max(8, min(2000, 220_000 // self.graph.n_edges))
         self.check = prompt_checker(tokenizer, pad)
+        self._published = lm.published_circuit(spec.name)
+        if self._published is not None:
+            unknown = self._published - set(self.graph.writers)
+            if unknown:
+                raise ValueError(f"{name}: the published circuit names heads this model does "
+                                 f"not have: {sorted(unknown)}")
+        # no ground truth on a language model; a published circuit where one exists
+        self.conventions: tuple = () if self._published is None else ("published",)
+
+    def ground_truth(self, convention: str) -> frozenset[str]:
+        """The published circuit's heads (node names such as `a9.h9`)."""
+        if convention not in self.conventions:
+            raise KeyError(f"{self.name} has no {convention!r} ground truth; it has: "
+                           f"{', '.join(self.conventions) or 'none'}")
+        return self._published
 
     @property
     def model(self):
@@ -227,7 +242,8 @@ class LMTask:
     def summary(self) -> dict:
         return {"task": self.name, "task_version": self.version, "n_edges": self.graph.n_edges,
                 "output_kind": self.output_kind, "model": self.lm.name,
-                "prompt_space": self.spec.space, "model_report": self.report}
+                "prompt_space": self.spec.space, "model_report": self.report,
+                "ground_truth": {c: sorted(self.ground_truth(c)) for c in self.conventions}}
 
     def __repr__(self):
         return (f"LMTask({self.name!r}, {self.model.n_layers} layers x {self.model.n_heads} "

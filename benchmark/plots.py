@@ -20,8 +20,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from benchmark.artifact import atomic_write_bytes  # noqa: E402
-from benchmark.conventions import CONVENTIONS, MATCHING  # noqa: E402
-from benchmark.summary import prepare  # noqa: E402
+from benchmark.conventions import CONVENTIONS  # noqa: E402
+from benchmark.summary import prepare, rows_convention  # noqa: E402
 from benchmark.headline import run_table  # noqa: E402
 
 PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
@@ -48,7 +48,9 @@ def plot_rows(df: pd.DataFrame) -> pd.DataFrame:
     ok = prepare(df)
     ok = ok[ok.status == "ok"].copy()
     ok["n_examples"] = pd.to_numeric(ok.n_examples, errors="coerce").astype(np.float64)
-    ok["convention"] = ok.ablation.map(MATCHING).fillna("zero")
+    ok["convention"] = ""
+    for (_, ablation), rows in ok.groupby(["task", "ablation"]):
+        ok.loc[rows.index, "convention"] = rows_convention(rows, ablation)
     for m in ("fpr", "tpr"):
         ok[m] = np.nan
         for c in CONVENTIONS:

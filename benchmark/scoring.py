@@ -4,6 +4,8 @@ All functions take plain Python collections so they are easy to test by hand.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy.stats import bootstrap, rankdata
 
@@ -59,6 +61,27 @@ def roc_auc(scores, labels) -> float | None:
         return None
     ranks = rankdata(s)  # average ranks for ties
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def heads_of(edges) -> set:
+    """The attention heads that write into a circuit (the writers of its edges): the node-level
+    view of an edge circuit that a published head-level circuit is compared with."""
+    return {w for w in (e.split("->")[0] for e in edges) if is_head(w)}
+
+
+def is_head(node: str) -> bool:
+    return re.fullmatch(r"a\d+\.h\d+", node) is not None
+
+
+def head_scores(scores: dict, heads) -> list[float]:
+    """Per head (in `heads` order), the largest score among the edges it writes: a head
+    matters as much as its most important output."""
+    best = {h: -np.inf for h in heads}
+    for edge, value in scores.items():
+        writer = edge.split("->")[0]
+        if writer in best and value > best[writer]:
+            best[writer] = value
+    return [best[h] for h in heads]
 
 
 def roc_point(circuit, truth, all_edges) -> tuple[float, float]:

@@ -16,12 +16,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmark.conventions import CONVENTIONS, MATCHING
+from benchmark.conventions import CONVENTIONS, convention_for
 from benchmark.evaluate import COLUMNS
 from benchmark.scoring import faithfulness_area, normalised_faithfulness, sweep_auc
 
 KEY = ["task", "ablation", "method", "n_examples"]
 
+
+
+def rows_convention(rows: pd.DataFrame, ablation: str) -> str:
+    """The convention score rows of one ablation are read against (conventions.convention_for):
+    the one with values in these rows."""
+    return convention_for(ablation, lambda c: f"f1_{c}" in rows and rows[f"f1_{c}"].notna().any())
 
 def sparsities_of(df: pd.DataFrame) -> list[float]:
     """The fixed sparsities at which score methods were evaluated (from circuit labels)."""
@@ -132,7 +138,7 @@ def _last_line(error) -> str:
 def setting_row(key, g: pd.DataFrame, kind: str, sparsities) -> dict:
     """Summary over seeds of one (task, ablation, method, n, params)."""
     task, ablation, method, n, params = key
-    conv = MATCHING.get(ablation, "zero")
+    conv = rows_convention(g, ablation)
     statuses = run_status(g)
     ok = g[g.status == "ok"]
     row = {"task": task, "ablation": ablation, "method": method, "n_examples": n,
@@ -184,7 +190,7 @@ def sweep_row(key, g: pd.DataFrame) -> dict | None:
     if g.params.nunique() < 2:
         return None
     task, ablation, method, n = key
-    conv = MATCHING.get(ablation, "zero")
+    conv = rows_convention(g, ablation)
     ok = g[(g.status == "ok") & (g.circuit == "discovered")]
     aucs = [sweep_auc(sweep_points(s, conv)) for _, s in ok.groupby("seed")
             if s.params.nunique() >= 2]

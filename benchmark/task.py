@@ -20,7 +20,7 @@ from benchmark.artifact import FORMAT_VERSION, Artifact, ArtifactError
 from benchmark.circuit import graph_of
 from benchmark.data import TaskData, make_dataset
 from benchmark.fingerprint import code_key
-from benchmark.conventions import CONVENTIONS
+from benchmark.conventions import EDGE_CONVENTIONS
 from benchmark.metrics import defined_positions
 from benchmark.model import TracrTransformer
 from benchmark.registry import TASKS
@@ -90,7 +90,7 @@ def task_key(name: str) -> str:
 
 
 class Task:
-    conventions = CONVENTIONS  # every ground-truth convention is derived for a tracr task
+    conventions = EDGE_CONVENTIONS  # every edge-level convention is derived for a tracr task
 
     def __init__(self, spec, artifact: Artifact, device: str = "cpu"):
         self.spec, self.artifact, self.meta = spec, artifact, artifact.meta
@@ -132,13 +132,13 @@ class Task:
                 "output_kind": self.output_kind, "verification": m["verification"],
                 "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
                 "ground_truth": {k: sorted(self.ground_truth(k), key=self.graph.edge_to_index.get)
-                                 for k in CONVENTIONS},
+                                 for k in self.conventions},
                 "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
 
     def ground_truth(self, convention: str) -> frozenset[str]:
-        if convention not in CONVENTIONS:
-            raise KeyError(f"unknown ground-truth convention {convention!r}; known: "
-                           f"{', '.join(CONVENTIONS)}")
+        if convention not in self.conventions:
+            raise KeyError(f"{self.name} has no {convention!r} ground truth; it has: "
+                           f"{', '.join(self.conventions)}")
         return frozenset(self.meta["ground_truth"][convention])
 
     @staticmethod

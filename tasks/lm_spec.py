@@ -27,6 +27,9 @@ class LMSpec:
     n_head: int = 4
     min_accuracy: float = 0.95    # held-out accuracy every trained task must reach
     dtype: str = "float32"
+    # (prompt task, heads): a circuit a paper reports for this model, scored as the `published`
+    # convention (tasks/ioi_circuit.py)
+    published: tuple = ()
     description: str = ""
     version: str = "1"
 
@@ -36,6 +39,14 @@ class LMSpec:
                              "or `train_tasks` to train it here")
         if "@" in self.name:
             raise ValueError(f"language model {self.name!r}: '@' separates task and model")
+        for task, _ in self.published:
+            if task not in self.tasks:
+                raise ValueError(f"language model {self.name!r}: a published circuit for "
+                                 f"{task!r}, which is not among its tasks {self.tasks}")
+
+    def published_circuit(self, task: str) -> frozenset | None:
+        """The heads a paper reports for `task` on this model, or None."""
+        return next((frozenset(heads) for t, heads in self.published if t == task), None)
 
     @property
     def trained_here(self) -> bool:

@@ -8,7 +8,7 @@ import torch
 
 from benchmark import list_tasks
 from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.conventions import CONVENTIONS
+from benchmark.conventions import EDGE_CONVENTIONS as CONVENTIONS  # a Tracr task has these
 from benchmark.metrics import changed_examples
 from benchmark.task_build import ground_truth_inputs
 

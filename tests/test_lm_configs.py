@@ -92,3 +92,18 @@ def test_expected_runs_counts_a_grid():
         "b": {"tasks": ["x"], "examples": [1], "methods": {"r": None}},  # a duplicate of a's
     }}
     assert len(expected_runs(config)) == 2 * 2 * (3 * 2 + 1)
+
+
+def test_gpt2_small_declares_the_published_ioi_circuit():
+    """Wang et al.'s 26 heads, every one a head of GPT-2 small's graph (12 layers x 12 heads),
+    for IOI and IOI-t1 only; without loading any weights."""
+    from benchmark.graph import Graph
+    from benchmark.registry import LM_MODELS
+    from tasks.ioi_circuit import IOI_HEAD_CLASSES
+    gpt2 = LM_MODELS.get("gpt2")
+    heads = gpt2.published_circuit("ioi")
+    assert len(heads) == 26 == sum(len(v) for v in IOI_HEAD_CLASSES.values())
+    assert heads <= set(Graph(12, 12, ("input",)).writers)
+    assert {"a9.h9", "a9.h6", "a10.h0"} <= heads  # the name movers
+    assert gpt2.published_circuit("ioi_t1") == heads
+    assert gpt2.published_circuit("greater_than") is None

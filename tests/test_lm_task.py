@@ -15,6 +15,7 @@ from benchmark.registry import LM_MODELS  # noqa: E402
 from tasks.lm_spec import LMSpec  # noqa: E402
 
 TASKS = ("ioi", "greater_than")
+PUBLISHED = ("a0.h1", "a1.h3")
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,11 @@ def lm_tasks(task_cache):
     """ioi and greater_than on a few-step GPT-2 and Llama (registered for this module)."""
     from benchmark import load_task
     for family in ("gpt2", "llama"):
+        # the GPT-2 declares a published IOI circuit of two heads (tests of that convention)
+        published = (("ioi", PUBLISHED),) if family == "gpt2" else ()
         LM_MODELS.register(LMSpec(name=f"test_{family}", family=family, tasks=TASKS,
                                   train_tasks=TASKS, steps=40, batch_size=16,
-                                  min_accuracy=0.0))
+                                  min_accuracy=0.0, published=published))
     yield {(t, f): load_task(f"{t}@test_{f}") for t in TASKS for f in ("gpt2", "llama")}
     LM_MODELS.reset()
 
@@ -99,6 +102,38 @@ def test_score_methods_and_scoring_on_a_language_model(lm_tasks, method):
     assert full["task_metric"] == "greater_than" and full["input_space"] == 27_160
     assert sparse["faithfulness"] > 0 and sparse["eval_seen_in_discovery"] == 0
     assert all(full[f"{m}_zero"] is None for m in ("precision", "recall", "auroc"))
+
+
+def test_a_published_circuit_is_scored_at_head_level(lm_tasks):
+    """Heads that write into a circuit against the published heads; a ranking's head score is
+    its best outgoing edge's."""
+    from benchmark.evaluate import score_record
+    task = lm_tasks[("ioi", "gpt2")]
+    assert task.conventions == ("published",)
+    assert task.ground_truth("published") == frozenset(PUBLISHED)
+    assert task.summary()["ground_truth"] == {"published": list(PUBLISHED)}
+    assert lm_tasks[("greater_than", "gpt2")].conventions == ()
+    assert lm_tasks[("ioi", "llama")].conventions == ()
+    graph = task.graph
+    base = dict(method="hand", params={}, seed=0, n_examples=50, ablation="resample",
+                status="ok")
+    # a circuit with a0.h1's and a1.h0's outputs, and an input into a1.h3 (a head that is only
+    # read into does not write into the circuit): heads {a0.h1, a1.h0} of the 8
+    circuit = [graph.edges[i] for w in ("a0.h1", "a1.h0") for i in graph.outgoing(w)]
+    circuit.append("input->a1.h3<q>")
+    row = score_record(task, dict(base, kind="circuit", circuit=circuit), eval_examples=20)[0]
+    assert (row["precision_published"], row["recall_published"]) == (0.5, 0.5)
+    assert row["exact_published"] is False
+    assert (row["fpr_published"], row["tpr_published"]) == (pytest.approx(1 / 6), 0.5)
+    assert row["f1_zero"] is None  # no edge-level truth on a language model
+    # head scores a0.h1 8 > a1.h0 7 > a1.h3 6 > the other heads 1: one of the 12
+    # (published, other) pairs is out of order
+    value = {"a0.h1": 8.0, "a1.h0": 7.0, "a1.h3": 6.0}
+    scores = {e: (value.get(e.split("->")[0], 1.0) if e.startswith("a") else 0.0)
+              for e in graph.edges}
+    rows = score_record(task, dict(base, kind="scores", scores=scores),
+                        sparsities=(0.9,), eval_examples=20)
+    assert rows[0]["auroc_published"] == pytest.approx(11 / 12)
 
 
 def test_edge_pruning_on_a_language_model(lm_tasks):

@@ -27,6 +27,8 @@ rule discover:
         mem_mb=config["mem_mb"],
         eval_examples=config["eval_examples"],
     threads: config["threads"]
+    # the runs on most examples first: the longest jobs must not be the last to start
+    priority: lambda wc: len(wc.n)
     resources:
         mem_mb=config["mem_mb"] + 2000,
         runtime=lambda wc: int(config["timeout_s"] / 60) + 10,

@@ -8,6 +8,7 @@ rule train_model:
     params:
         cache=CACHE,
         model_key=lambda wc: lm_model_key(wc.model),
+    priority: 10  # every job on the model waits for it
     resources:
         mem_mb=4000,
     conda:
@@ -28,6 +29,7 @@ rule compile_task:
     params:
         cache=CACHE,
         task_key=lambda wc: task_key(wc.task),
+    priority: 10  # every job on the task waits for it
     resources:
         mem_mb=4000,
     conda:
@@ -49,6 +51,7 @@ rule make_dataset:
         eval_examples=config["eval_examples"],
         task_key=lambda wc: task_key(wc.task),
         code=data_code_key(),
+    priority: lambda wc: len(wc.n)  # as the discoveries that wait for it (discover.smk)
     resources:
         mem_mb=2000,
     conda:
