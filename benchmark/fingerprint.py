@@ -44,7 +44,15 @@ def _resolve(module: str, level: int, current: str, is_package: bool) -> str:
 
 def _imports(module: str, path: str, roots: frozenset) -> set[str]:
     """Modules imported by `module`'s source; names outside `roots` are not resolved (finding
-    `tracr.compiler.lib` would import tracr.compiler, hence jax: 1.5 s per process)."""
+    `tracr.compiler.lib` would import tracr.compiler, hence jax: 1.5 s per process). Parsed
+    once per version of the file (its size and mtime): a job's keys parse some 90 modules."""
+    stat = Path(path).stat()
+    return set(_parsed_imports(module, path, roots, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=None)
+def _parsed_imports(module: str, path: str, roots: frozenset, mtime_ns: int,
+                    size: int) -> frozenset[str]:
     tree = ast.parse(Path(path).read_text(), filename=path)
     is_package = Path(path).name == "__init__.py"
     found: set[str] = set()
@@ -60,7 +68,7 @@ def _imports(module: str, path: str, roots: frozenset) -> set[str]:
             found.update(subs)
             if len(subs) < len(node.names):  # names defined in `base` itself
                 found.add(base)
-    return found
+    return frozenset(found)
 
 
 def module_closure(entry: str, packages: tuple[str, ...] = PROJECT_PACKAGES,

@@ -119,6 +119,7 @@ def serve(address: str, parent_pid: int) -> None:
         importlib.import_module(name)
     from benchmark.lm_load import import_architectures
     import_architectures()
+    _warm_keys()
     stop: list = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     selector = selectors.DefaultSelector()
@@ -142,6 +143,26 @@ def serve(address: str, parent_pid: int) -> None:
         _reap(workers, selector)
     for pid in workers:
         _kill(pid)
+
+
+def _warm_keys() -> None:
+    """Compute the code keys jobs check their inputs against (every task's, every method's,
+    the scoring and data code's) once here, for every worker to inherit: each is a hash over
+    the parsed sources of dozens of modules, half a second of every job otherwise. A key is a
+    function of the source files, which do not change under a run (its plan used them too)."""
+    try:
+        from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
+        from benchmark.lm_task import list_lm_tasks
+        from benchmark.registry import METHODS
+        from benchmark.task import list_tasks, task_key
+        for method in METHODS.names():
+            method_source_hash(method)
+        for task in list_tasks() + list_lm_tasks():
+            task_key(task)
+        scoring_code_key()
+        data_code_key()
+    except Exception as err:  # a job that needs the key computes it and reports the problem
+        print(f"job server: keys not precomputed ({type(err).__name__}: {err})", flush=True)
 
 
 def _start_worker(conn, listener, selector) -> int | None:
