@@ -182,8 +182,10 @@ def plot_scaling(df: pd.DataFrame, path: Path, palette: dict) -> None:
     g.set(xscale="log")
     g.set_titles("{col_name}: {row_name}")
     g.set_axis_labels("discovery examples (log)", "")
+    single = runs.groupby(["task", "method", "ablation", "n_examples"]).seed.nunique().eq(1)
+    note = "; no band where one seed ran" if single.any() else ""
     g.figure.suptitle("Recovery and integrated faithfulness vs example count (median over "
-                      "seeds, 95% bootstrap band); higher is better", y=1.03)
+                      f"seeds, 95% bootstrap band{note}); higher is better", y=1.03)
     _save(g.figure, path)
 
 
