@@ -80,18 +80,29 @@ def _command(profile: Path, paths: Path) -> list[str]:
             "--configfile", "config/ci.yaml", str(paths)]
 
 
-def _cancel_when_running(proc, log: Path, deadline: float) -> str:
-    """Read the run's output until the job writing `log` has started its method; scancel it."""
-    jobid = None
-    for line in proc.stdout:
-        if jobid is None and "submitted with SLURM jobid" in line and CANCELLED_JOB in line:
-            jobid = line.split("SLURM jobid")[1].split()[0]
-        if jobid and log.exists() and "starts" in log.read_text():
-            time.sleep(1.0)
-            subprocess.run(["scancel", jobid], check=True)
-            return jobid
-        if time.time() > deadline:
-            break
+def _cancel_when_running(proc, log: Path, deadline: float, lines: list):
+    """Read the run's output (into `lines`, on a thread) for the job's id, watch the job's
+    log until its method has started, and scancel it then. The log is polled, not read when
+    output arrives: Snakemake prints at its status polls, and the method may finish between
+    two of them."""
+    import threading
+    found: dict = {}
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if "jobid" not in found and "submitted with SLURM jobid" in line \
+                    and CANCELLED_JOB in line:
+                found["jobid"] = line.split("SLURM jobid")[1].split()[0]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while time.time() < deadline and proc.poll() is None:
+        if "jobid" in found and log.exists() and "starts" in log.read_text():
+            time.sleep(0.5)
+            subprocess.run(["scancel", found["jobid"]], check=True)
+            return reader
+        time.sleep(0.1)
     raise AssertionError(f"the discovery {CANCELLED_JOB} never started on the cluster")
 
 
@@ -115,9 +126,12 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     start = time.time()
     proc = subprocess.Popen(_command(profile, paths), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list = []
     try:
-        _cancel_when_running(proc, log, start + 600)
-        rest, _ = proc.communicate(timeout=900)
+        reader = _cancel_when_running(proc, log, start + 600, lines)
+        proc.wait(timeout=900)
+        reader.join(30)
+        rest = "".join(lines)
     finally:
         proc.kill()
     first = time.time() - start
