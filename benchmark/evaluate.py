@@ -134,10 +134,10 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
         evaluators[key] = SplitEvaluator(task, ev, record["ablation"])
     evaluate = evaluators[key]
     base["faithfulness_empty"] = evaluate(frozenset())["faithfulness"]
+    views = {c: recovery_view(task, c) for c in task.conventions}
     auroc = {}
     if record["kind"] == "scores":
-        for c in task.conventions:
-            units, truth, _ = recovery_view(task, c)
+        for c, (units, truth, _) in views.items():
             values = (head_scores(record["scores"], units) if c in NODE_CONVENTIONS else
                       [record["scores"][e] for e in units])
             auroc[c] = roc_auc(values, [u in truth for u in units])
@@ -146,8 +146,7 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
         row = dict(base, circuit=label, edges_kept=len(edges),
                    sparsity=1 - len(edges) / task.graph.n_edges)
         row.update(evaluate(edges, interval=not label.startswith("top=")))
-        for c in task.conventions:
-            units, truth, view = recovery_view(task, c)
+        for c, (units, truth, view) in views.items():
             for k, v in overlap(view(edges), truth).items():
                 row[f"{k}_{c}"] = v
             row[f"auroc_{c}"] = auroc.get(c)

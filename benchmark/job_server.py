@@ -41,9 +41,7 @@ def run_stage(target: str, *args, threads: int = 1, **kwargs) -> None:
     address = os.environ.get(ENV, "")
     sock = _connect(address) if address not in ("", "off") else None
     if sock is None:
-        _set_threads(threads)
-        _resolve(target)(*args, **kwargs)
-        return
+        return _run_here(target, threads, args, kwargs)
     sys.stdout.flush()
     sys.stderr.flush()
     request = pickle.dumps(dict(target=target, args=args, kwargs=kwargs, threads=threads,
@@ -53,9 +51,7 @@ def run_stage(target: str, *args, threads: int = 1, **kwargs) -> None:
     pid = _read_int(sock)
     if pid is None:  # the server never started it: this job is still ours to run
         print("job server: closed before starting this job; running it here", file=sys.stderr)
-        _set_threads(threads)
-        _resolve(target)(*args, **kwargs)
-        return
+        return _run_here(target, threads, args, kwargs)
 
     def forward(signum, frame):  # a stopped job stops its worker, which records the stop
         try:
@@ -86,14 +82,16 @@ def _connect(address: str):
     return sock
 
 
+def _run_here(target: str, threads: int, args, kwargs) -> None:
+    _set_threads(threads)
+    _resolve(target)(*args, **kwargs)
+
+
 def _read_int(sock) -> int | None:
-    data = b""
-    while len(data) < _HEADER.size:
-        chunk = sock.recv(_HEADER.size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return _HEADER.unpack(data)[0]
+    try:
+        return _HEADER.unpack(_recv_exact(sock, _HEADER.size))[0]
+    except EOFError:
+        return None
 
 
 def _resolve(target: str):
@@ -218,7 +216,7 @@ def _recv_exact(conn, n: int) -> bytes:
     while len(data) < n:
         chunk = conn.recv(n - len(data))
         if not chunk:
-            raise EOFError("the job closed its connection mid-request")
+            raise EOFError("the other end closed the connection")
         data += chunk
     return data
 
