@@ -31,6 +31,13 @@ class Recording:
     # the model's per-batch context (`run_context`), for partial re-runs of the same batch
     context: dict = field(default_factory=dict)
 
+    def rows(self, rows: slice) -> "Recording":
+        """The recording of a slice of the batch's examples (the ground truth's early exit);
+        the context is not sliced: run_circuit derives a batch's own from its tokens."""
+        return Recording([w[rows] for w in self.writers],
+                         [None if x is None else x[:, rows] for x in self.group_inputs],
+                         self.keep_inputs)
+
 
 def graph_of(model) -> Graph:
     graph = getattr(model, "_graph", None)

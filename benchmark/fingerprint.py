@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
@@ -23,11 +24,26 @@ PROJECT_PACKAGES = ("benchmark", "methods", "tasks")
 
 
 @lru_cache(maxsize=None)
-def _origin(module: str) -> str | None:
+def _spec(module: str):
+    """The module's spec, found without importing anything: `importlib.util.find_spec` of a
+    dotted name imports its parents, and a name like `benchmark.evaluate.COLUMNS` imports
+    benchmark.evaluate, hence scipy and torch (2 s of every cluster job's planning)."""
+    parent, _, _ = module.rpartition(".")
     try:
-        spec = importlib.util.find_spec(module)
+        if not parent:  # a top-level name: the finders (editable installs too) locate it
+            return importlib.util.find_spec(module)
+        outer = _spec(parent)
+        if outer is None or outer.submodule_search_locations is None:
+            return None
+        return importlib.machinery.PathFinder.find_spec(module,
+                                                        list(outer.submodule_search_locations))
     except (ImportError, ValueError):
         return None
+
+
+@lru_cache(maxsize=None)
+def _origin(module: str) -> str | None:
+    spec = _spec(module)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
     return spec.origin

@@ -48,10 +48,37 @@ def structural_edges(model) -> frozenset[str]:
     return frozenset(kept)
 
 
+FIRST_ROWS = 256  # rows of the first slice `_changes` runs; each next slice is twice as long
+
+
+def _row_slices(n: int):
+    lo, size = 0, FIRST_ROWS
+    while lo < n:
+        yield slice(lo, min(n, lo + size))
+        lo, size = lo + size, size * 2
+
+
+def _rows(ablated, rows: slice):
+    """The rows of a [W, B or 1, S, D] ablation (one row serves every example)."""
+    return ablated if ablated is None or ablated.shape[1] == 1 else ablated[:, rows]
+
+
 def _changes(model, readout, tokens, ablated, full, mask, start=None, group=0) -> bool:
+    """Does the circuit `mask` change some answer? Run on growing slices of the examples and
+    stop at the first change: an edge that matters usually shows it in the first slice, so
+    necessity checks cost a fraction of a pass (sort_large's ground truth: 95 -> 40 s). Each
+    example's output does not depend on the others in its batch, so the answer is that of one
+    pass over all of them."""
     with torch.no_grad():
-        out = run_circuit(model, tokens, mask, ablated, start=start, start_group=group)
-    return bool(changed_examples(full, out, readout.kind, readout.atol, readout.partial).any())
+        for rows in _row_slices(len(tokens)):
+            part = None if start is None else start.rows(rows)
+            rows_mask = mask[rows] if mask is not None and mask.dim() == 2 else mask
+            out = run_circuit(model, tokens[rows], rows_mask, _rows(ablated, rows), start=part,
+                              start_group=group)
+            if changed_examples(full[rows], out, readout.kind, readout.atol,
+                                readout.partial).any():
+                return True
+    return False
 
 
 def necessary_edges(model, candidates, tokens, ablated, readout) -> frozenset[str]:

@@ -1,21 +1,15 @@
 # Runs of the benchmark, expanded from the validated config, and small path helpers.
-import functools
 import itertools
 import os
 import json
 
-from benchmark import list_tasks
-from benchmark.lm_task import list_lm_tasks, lm_model_key
+# Nothing here imports torch: a cluster job parses this file twice (benchmark/plan_keys.py).
 from benchmark.job_server import ENV as JOB_SERVER, start as start_job_server
 from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
 from benchmark.pipeline import config_hash
 from benchmark.numerics import kernel_mode, use_portable_kernels
-from benchmark.task import task_key
-from benchmark.registry import METHODS
-
-# one hash per method per planning, not per job (re-reading every module per job made a dry
-# run of the 130-job GPT-2 config take half a minute)
-method_source_hash = functools.lru_cache(maxsize=None)(method_source_hash)
+from benchmark.plan_keys import PlanKeys
+from benchmark.registry import METHODS, TASKS
 
 if config.get("portable_kernels"):
     use_portable_kernels()  # before any job starts: its torch reads them at start-up
@@ -41,8 +35,56 @@ def _expand_grid(grid):
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+# Provenance keys, params of the jobs: one computation per planning, not per job (re-reading
+# every module per job made a dry run of the 130-job GPT-2 config take half a minute); a
+# cluster job inherits the main process's.
+KEYS = PlanKeys(inherit=not workflow.is_main_process)
+
+
+def _task_key(task):
+    from benchmark.task import task_key
+    return task_key(task)
+
+
+def _model_key(model):
+    from benchmark.lm_task import lm_model_key
+    return lm_model_key(model)
+
+
+def task_key(task):
+    return KEYS.get("task", task, _task_key)
+
+
+def model_key(model):
+    return KEYS.get("model", model, _model_key)
+
+
+def method_version(method):
+    return KEYS.get("version", method, lambda m: METHODS.get(m).version)
+
+
+def method_source(method):
+    return KEYS.get("source", method, method_source_hash)
+
+
+SCORING_KEY = KEYS.get("code", "scoring", lambda _: scoring_code_key())
+DATA_KEY = KEYS.get("code", "data", lambda _: data_code_key())
+
+
+def _hand_down_keys(runs):
+    """Every key the config's jobs need, computed here once and put in the environment."""
+    for run in runs.values():
+        task_key(run["task"])
+        method_version(run["method"])
+        method_source(run["method"])
+        if "@" in run["task"]:
+            model_key(run["task"].split("@", 1)[1])
+    KEYS.hand_down()
+
+
 def _check_names(study, block):
-    known = set(list_tasks()) | set(list_lm_tasks())
+    from benchmark.lm_task import list_lm_tasks
+    known = set(TASKS.names()) | set(list_lm_tasks())
     for t in block["tasks"]:
         if t not in known:
             raise ValueError(f"config studies.{study}.tasks: unknown task {t!r}; known tasks: "
@@ -69,10 +111,13 @@ def _check_device(device):
 
 
 def _runs():
-    _check_device(config["device"])
+    """Every run of the config, checked in the main process (a job's is the same config)."""
+    if workflow.is_main_process:
+        _check_device(config["device"])
     runs = {}
     for study, block in config["studies"].items():
-        _check_names(study, block)
+        if workflow.is_main_process:
+            _check_names(study, block)
         for task, n, seed, ablation in itertools.product(
                 block["tasks"], block["examples"], block["seeds"], block["ablations"]):
             for method, grid in block["methods"].items():
@@ -109,6 +154,7 @@ RUNS = _runs()
 GROUPS = sorted({(r["task"], r["ablation"], r["n"], r["seed"]) for r in RUNS.values()})
 DATASETS = sorted({(r["task"], r["n"], r["seed"]) for r in RUNS.values()})
 if workflow.is_main_process:
+    _hand_down_keys(RUNS)
     _set_damaged_aside()
     from benchmark.slurm_compat import patch_slurm_plugin
     patch_slurm_plugin()  # a cancelled cluster job must not be waited for forever

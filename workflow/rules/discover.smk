@@ -17,8 +17,8 @@ rule discover:
         f"{RESULTS}/timings/discover/{{task}}/{{ablation}}/n{{n}}/s{{seed}}/{{method}}/{{setting}}.tsv"
     params:
         values=lambda wc: json.dumps(run_of(wc)["values"], sort_keys=True),
-        version=lambda wc: METHODS.get(wc.method).version,
-        source=lambda wc: method_source_hash(wc.method),
+        version=lambda wc: method_version(wc.method),
+        source=lambda wc: method_source(wc.method),
         task_key=lambda wc: task_key(wc.task),
         cache=CACHE,
         kernels=KERNELS,

@@ -13,7 +13,7 @@ rule score:
         kernels=KERNELS,
         eval_examples=config["eval_examples"],
         config_hash=CONFIG_HASH,
-        code=scoring_code_key(),
+        code=SCORING_KEY,
         task_key=lambda wc: task_key(wc.task),
     resources:
         mem_mb=4000,

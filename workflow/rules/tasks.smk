@@ -7,7 +7,7 @@ rule train_model:
         f"{RESULTS}/logs/models/{{model}}.log",
     params:
         cache=CACHE,
-        model_key=lambda wc: lm_model_key(wc.model),
+        model_key=lambda wc: model_key(wc.model),
     priority: 10  # every job on the model waits for it
     resources:
         mem_mb=4000,
@@ -50,7 +50,7 @@ rule make_dataset:
         cache=CACHE,
         eval_examples=config["eval_examples"],
         task_key=lambda wc: task_key(wc.task),
-        code=data_code_key(),
+        code=DATA_KEY,
     priority: lambda wc: len(wc.n)  # as the discoveries that wait for it (discover.smk)
     resources:
         mem_mb=2000,

@@ -1,0 +1,89 @@
+"""A cluster job's own Snakemake plans with the main process's provenance keys, without torch.
+
+Each cluster job parses the Snakefile twice; importing torch there (to find method versions and
+code keys) cost 2.5 s of CPU per job. The keys travel in the environment instead
+(benchmark/plan_keys.py), and must be the very values the main process put in the job's params.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmark.numerics import PORTABLE
+from benchmark.plan_keys import ENV, PlanKeys
+from conftest import ROOT
+
+MAIN = """
+import os, sys
+from snakemake.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("KEYS=" + os.environ.get("CIRCUITBENCH_PLAN_KEYS", ""))
+"""
+
+
+def test_main_process_computes_and_jobs_inherit(monkeypatch):
+    monkeypatch.setenv(ENV, json.dumps({"task": {"reverse": "stale"}}))
+    main = PlanKeys(inherit=False)  # the main process makes keys, never reads them
+    assert main.get("task", "reverse", lambda t: "fresh") == "fresh"
+    main.hand_down()
+    assert json.loads(__import__("os").environ[ENV]) == {"task": {"reverse": "fresh"}}
+    job = PlanKeys(inherit=True)
+    assert job.get("task", "reverse", lambda t: pytest.fail("recomputed")) == "fresh"
+    assert job.get("task", "sort", lambda t: "computed") == "computed"  # not handed down
+    monkeypatch.setenv(ENV, "{not json")
+    assert PlanKeys(inherit=True).get("code", "data", lambda _: "own") == "own"
+
+
+def _keys_of_main_process(tmp_path):
+    paths = tmp_path / "paths.yaml"
+    paths.write_text(f"results: {tmp_path / 'results'}\ncache: {tmp_path / 'cache'}\n")
+    out = subprocess.run([sys.executable, "-c", MAIN, "--configfile", "config/ci.yaml",
+                          str(paths), "-n", "--quiet"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    line = [x for x in out.stdout.splitlines() if x.startswith("KEYS=")]
+    assert line and line[0] != "KEYS=", out.stdout[-2000:] + out.stderr[-2000:]
+    return paths, json.loads(line[0][len("KEYS="):])
+
+
+def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
+    paths, keys = _keys_of_main_process(tmp_path)
+    assert set(keys) == {"code", "model", "source", "task", "version"}
+    assert set(keys["version"]) == {"acdc", "eap", "eap_ig", "edge_pruning", "random"}
+    assert set(keys["task"]) == {"reverse", "xproportion", "ioi@tiny_gpt2"}
+    # the job's Snakemake, as the slurm plugin starts it, with the keys in its environment
+    probe = ("import sys, runpy; sys.argv = ['snakemake'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('snakemake', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('TORCH', 'torch' in sys.modules)\n")
+    job = "discover:task=ioi@tiny_gpt2,ablation=resample,n=200,seed=0,method=eap,setting=" \
+          "batch_size=200"
+    env = dict(__import__("os").environ, **{ENV: json.dumps(keys)})
+    out = subprocess.run([sys.executable, "-c", probe, "--snakefile", str(ROOT / "Snakefile"),
+                          "--target-jobs", job, "--allowed-rules", "discover", "--cores", "1",
+                          "--force", "--nolock", "--configfiles", "config/ci.yaml", str(paths),
+                          "--mode", "remote", "-n"],
+                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert "TORCH False" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
+    # a job without inherited keys computes them itself: the same values (the CI config runs
+    # the portable kernels, part of a trained model's key)
+    own = subprocess.run([sys.executable, "-c", OWN_KEYS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=dict(__import__("os").environ,
+                                                          **PORTABLE))
+    assert own.returncode == 0, own.stderr[-2000:]
+    source, version, task, model = own.stdout.split()
+    assert (keys["source"]["eap"], keys["version"]["eap"]) == (source, version)
+    assert (keys["task"]["ioi@tiny_gpt2"], keys["model"]["tiny_gpt2"]) == (task, model)
+
+
+OWN_KEYS = """
+from benchmark.fingerprint import method_source_hash
+from benchmark.lm_task import lm_model_key
+from benchmark.registry import METHODS
+from benchmark.task import task_key
+print(method_source_hash("eap"), METHODS.get("eap").version, task_key("ioi@tiny_gpt2"),
+      lm_model_key("tiny_gpt2"))
+"""
