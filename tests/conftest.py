@@ -7,7 +7,13 @@ session reuse (and fill) a persistent folder instead.
 tracr's compile of a task is memoised for the session: `load_task` compiles through
 `benchmark.tracr_compile.compile_program`; the compile tests reuse that same compilation (the
 haiku model and the RASP program) instead of compiling a second time.
+
+The suite runs on both cores (`pytest -n 2`, pytest-xdist): each test file stays on one worker
+(its module fixtures are built once), the files that use the local CI run (`ci_run`) share a
+worker and start first (the Slurm test among them is the longest), and the workers share one
+task cache, each task compiled by whichever worker needs it first while the other waits.
 """
+import fcntl
 import os
 import subprocess
 import sys
@@ -25,10 +31,42 @@ def pytest_configure(config):
     torch.set_num_threads(int(os.environ.get("CIRCUITBENCH_TEST_THREADS", "1")))
 
 
+CI_RUN_FILES = ("test_slurm.py", "test_regression.py")  # the longest first
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n 2`: each test file is one unit of work (its module fixtures built once), the
+    files that use the CI run one unit together, units handed out in collection order. (Not
+    xdist's `loadgroup`: with pytest 9.2 its group marks are lost.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return "ci_run" if Path(path).name in CI_RUN_FILES else path
+
+    config.option.loadscopereorder = False  # keep the order below, not the largest file first
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files that use the CI run first: the Slurm test is the suite's longest."""
+    first = {name: i for i, name in enumerate(CI_RUN_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))
+
+
+def _shared_tmp(tmp_path_factory) -> Path:
+    """The run's temporary folder, the same for every xdist worker (each has its own below)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def task_cache(tmp_path_factory):
-    """$CIRCUITBENCH_CACHE for the whole session, restored afterwards."""
-    path = os.environ.get("CIRCUITBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    """$CIRCUITBENCH_CACHE for the whole session (shared by the workers), restored afterwards."""
+    shared = _shared_tmp(tmp_path_factory) / "task_cache"
+    shared.mkdir(exist_ok=True)
+    path = os.environ.get("CIRCUITBENCH_TEST_CACHE") or str(shared)
     previous = os.environ.get("CIRCUITBENCH_CACHE")
     os.environ["CIRCUITBENCH_CACHE"] = path
     yield path
@@ -63,7 +101,11 @@ def get_task(task_cache, compilations):
 
     def get(name):
         if name not in loaded:
-            loaded[name] = load_task(name)
+            # the other worker may be compiling it: wait for its artifact, don't compile twice
+            lock = Path(task_cache) / f".{name}.lock"
+            with open(lock, "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                loaded[name] = load_task(name)
         return loaded[name]
 
     return get
@@ -105,3 +147,5 @@ def ci_run(tmp_path_factory, compiled_cache):
     proc = snakemake_ci(results=results, cache=compiled_cache)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return results
+
+
