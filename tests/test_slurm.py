@@ -3,8 +3,10 @@
 A one-node Slurm with accounting (.ci/slurm.sh: munged, mariadbd, slurmdbd, slurmctld, slurmd,
 all stopped again at the end) runs config/ci.yaml through profiles/slurm with only the account
 and partitions changed. One discovery is cancelled (`scancel`) while its method runs: the run
-still completes, with a visible `cancelled` cell; a second run reruns just that discovery, and
-then every score equals the local run's (tests/conftest.py::ci_run).
+still completes, with a visible `cancelled` cell; a second run reruns just that discovery (its
+score and the leaderboard, no other job), then every score equals the local run's
+(tests/conftest.py::ci_run), and a dry run plans nothing: what the cluster jobs recorded agrees
+with the main process's provenance keys (benchmark/plan_keys.py).
 
 Skipped with the reason where Slurm cannot run (not root, packages missing: `.ci/slurm.sh
 install`); under CI (.ci/run installs it) a missing Slurm fails instead.
@@ -106,6 +108,21 @@ def _cancel_when_running(proc, log: Path, deadline: float, lines: list):
     raise AssertionError(f"the discovery {CANCELLED_JOB} never started on the cluster")
 
 
+def _job_counts(output: str) -> dict[str, int]:
+    """{rule: jobs} of Snakemake's first job stats table, the `all` target left out; {} when
+    it prints none (nothing to do)."""
+    counts, table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Job stats:"):
+            table = True
+        elif table and parts and parts[0] == "total":
+            break
+        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "all":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def test_state_names_with_a_suffix_are_cut():
     assert normalise_states({"3": "CANCELLED by 0", "4": "COMPLETED", "5": ""}) == \
         {"3": "CANCELLED", "4": "COMPLETED", "5": ""}
@@ -147,6 +164,8 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     again = subprocess.run(_command(profile, paths), cwd=ROOT, capture_output=True, text=True,
                            env=env, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _job_counts(again.stdout + again.stderr) == \
+        {"discover": 1, "score": 1, "leaderboard": 1}
     assert Path(str(circuit) + ".cancelled").exists()
     assert recorded_stop([circuit]) is None
     slurm_scores = regression.read_scores(sorted(results.joinpath("scores").rglob("*.csv")))
@@ -154,4 +173,10 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     assert len(slurm_scores) == len(local_scores)
     problems = regression.compare(slurm_scores, local_scores)
     assert not problems, "\n".join(problems[:20])
+    # what the cluster jobs recorded (params: the provenance keys they were handed) is what
+    # the main process plans with: nothing is left to run
+    plan = subprocess.run(_command(profile, paths) + ["-n", "--quiet", "rules"], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
+    assert _job_counts(plan.stdout + plan.stderr) == {}, plan.stdout + plan.stderr
     print(f"Slurm: first run {first:.0f} s, rerun {time.time() - start - first:.0f} s")
