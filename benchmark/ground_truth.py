@@ -66,7 +66,7 @@ def _rows(ablated, rows: slice):
 def _changes(model, readout, tokens, ablated, full, mask, start=None, group=0) -> bool:
     """Does the circuit `mask` change some answer? Run on growing slices of the examples and
     stop at the first change: an edge that matters usually shows it in the first slice, so
-    necessity checks cost a fraction of a pass (sort_large's ground truth: 95 -> 40 s). Each
+    necessity checks cost a fraction of a pass (sort_large's derivation: 36 -> 15 s). Each
     example's output does not depend on the others in its batch, so the answer is that of one
     pass over all of them."""
     with torch.no_grad():

@@ -125,6 +125,21 @@ def get_compiled(get_task, compilations):
     return get
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """{rule: jobs} of Snakemake's first job stats table, the `all` target left out; {} when
+    it prints none (nothing to do)."""
+    counts, table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Job stats:"):
+            table = True
+        elif table and parts and parts[0] == "total":
+            break
+        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "all":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def snakemake_ci(*args, results, cache):
     """Snakemake on config/ci.yaml with its results and task cache elsewhere."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/ci.yaml",

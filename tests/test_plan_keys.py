@@ -5,6 +5,7 @@ code keys) cost 2.5 s of CPU per job. The keys travel in the environment instead
 (benchmark/plan_keys.py), and must be the very values the main process put in the job's params.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def test_main_process_computes_and_jobs_inherit(monkeypatch):
     main = PlanKeys(inherit=False)  # the main process makes keys, never reads them
     assert main.get("task", "reverse", lambda t: "fresh") == "fresh"
     main.hand_down()
-    assert json.loads(__import__("os").environ[ENV]) == {"task": {"reverse": "fresh"}}
+    assert json.loads(os.environ[ENV]) == {"task": {"reverse": "fresh"}}
     job = PlanKeys(inherit=True)
     assert job.get("task", "reverse", lambda t: pytest.fail("recomputed")) == "fresh"
     assert job.get("task", "sort", lambda t: "computed") == "computed"  # not handed down
@@ -61,7 +62,7 @@ def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
              "print('TORCH', 'torch' in sys.modules)\n")
     job = "discover:task=ioi@tiny_gpt2,ablation=resample,n=200,seed=0,method=eap,setting=" \
           "batch_size=200"
-    env = dict(__import__("os").environ, **{ENV: json.dumps(keys)})
+    env = dict(os.environ, **{ENV: json.dumps(keys)})
     out = subprocess.run([sys.executable, "-c", probe, "--snakefile", str(ROOT / "Snakefile"),
                           "--target-jobs", job, "--allowed-rules", "discover", "--cores", "1",
                           "--force", "--nolock", "--configfiles", "config/ci.yaml", str(paths),
@@ -71,7 +72,7 @@ def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
     # a job without inherited keys computes them itself: the same values (the CI config runs
     # the portable kernels, part of a trained model's key)
     own = subprocess.run([sys.executable, "-c", OWN_KEYS], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env=dict(__import__("os").environ,
+                         text=True, timeout=300, env=dict(os.environ,
                                                           **PORTABLE))
     assert own.returncode == 0, own.stderr[-2000:]
     source, version, task, model = own.stdout.split()

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import job_counts
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
 results: results
@@ -44,12 +46,7 @@ def _planned(project) -> dict[str, int]:
     proc = _smk(project, "-n", "--quiet", "rules")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all"):
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return job_counts(out)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import yaml
 
 from benchmark import regression
 from benchmark.slurm_compat import normalise_states, recorded_stop
-from conftest import ROOT
+from conftest import ROOT, job_counts
 
 SLURM_SH = ROOT / ".ci" / "slurm.sh"
 # the discovery to cancel (its method runs for seconds), and its Slurm log folder's name
@@ -108,21 +108,6 @@ def _cancel_when_running(proc, log: Path, deadline: float, lines: list):
     raise AssertionError(f"the discovery {CANCELLED_JOB} never started on the cluster")
 
 
-def _job_counts(output: str) -> dict[str, int]:
-    """{rule: jobs} of Snakemake's first job stats table, the `all` target left out; {} when
-    it prints none (nothing to do)."""
-    counts, table = {}, False
-    for line in output.splitlines():
-        parts = line.split()
-        if line.startswith("Job stats:"):
-            table = True
-        elif table and parts and parts[0] == "total":
-            break
-        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "all":
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_state_names_with_a_suffix_are_cut():
     assert normalise_states({"3": "CANCELLED by 0", "4": "COMPLETED", "5": ""}) == \
         {"3": "CANCELLED", "4": "COMPLETED", "5": ""}
@@ -164,7 +149,7 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     again = subprocess.run(_command(profile, paths), cwd=ROOT, capture_output=True, text=True,
                            env=env, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert _job_counts(again.stdout + again.stderr) == \
+    assert job_counts(again.stdout + again.stderr) == \
         {"discover": 1, "score": 1, "leaderboard": 1}
     assert Path(str(circuit) + ".cancelled").exists()
     assert recorded_stop([circuit]) is None
@@ -178,5 +163,5 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     plan = subprocess.run(_command(profile, paths) + ["-n", "--quiet", "rules"], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=300)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
-    assert _job_counts(plan.stdout + plan.stderr) == {}, plan.stdout + plan.stderr
+    assert job_counts(plan.stdout + plan.stderr) == {}, plan.stdout + plan.stderr
     print(f"Slurm: first run {first:.0f} s, rerun {time.time() - start - first:.0f} s")
