@@ -51,6 +51,10 @@ def cmd_list(args) -> int:
 
 def cmd_compile(args) -> int:
     from benchmark import load_task
+    if args.out:
+        _check_writable(args.out)
+    for name in args.task:
+        _check_cache(name, args.cache)
     for name in args.task:
         task = load_task(name, cache=args.cache)
         if "@" in name:  # a prompt task on a language model: trained or loaded, no ground truth
@@ -73,17 +77,38 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _check_writable(path: str) -> None:
-    """Fail before any work when the circuit file cannot be written."""
-    folder = Path(path).resolve().parent
+def _check_writable(path, option: str = "--out", folder: bool = False) -> None:
+    """Fail before any work when a file (or a folder to write files in) cannot be written: not
+    after minutes of compiling or discovery, and as one line, not a traceback."""
+    target = Path(path).resolve()
+    where = target if folder else target.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if Path(path).is_dir():
-            raise IsADirectoryError(path)
-        tempfile.TemporaryFile(dir=folder).close()
+        where.mkdir(parents=True, exist_ok=True)
+        if not folder and target.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        tempfile.TemporaryFile(dir=where).close()
     except OSError as err:
-        raise ValueError(f"--out {path}: cannot write there ({err}); choose a writable file "
-                         "path") from None
+        fix = "choose a writable folder (--cache DIR)" if folder else \
+            "choose a writable file path"
+        raise ValueError(f"{option} {path}: cannot write there ({err}); {fix}") from None
+
+
+def _check_cache(task: str, cache) -> None:
+    """Fail before any work when `task` is not cached yet and the folder it would be cached in
+    cannot be written (a complete cache may be read-only)."""
+    option = "--cache" if cache else "task cache"
+    if "@" in task:  # a prompt task on a language model: a local model is trained once, cached
+        from benchmark.lm_task import model_dir, split_name
+        lm = split_name(task)[1]
+        model = model_dir(lm.name, cache)
+        if lm.trained_here and not (model / "report.json").is_file():
+            _check_writable(model.parent, option, folder=True)
+        return
+    from benchmark.registry import TASKS
+    from benchmark.task import artifact_path
+    artifact = artifact_path(TASKS.get(task), Path(cache) if cache else None)
+    if not artifact.exists():
+        _check_writable(artifact.parent, option, folder=True)
 
 
 def cmd_discover(args, extra) -> int:
@@ -98,6 +123,7 @@ def cmd_discover(args, extra) -> int:
         _check_writable(args.out)
     resolve_device(args.device)
     METHODS.get(args.method).params(args.task, **params)
+    _check_cache(args.task, args.cache)
     task = load_task(args.task, cache=args.cache)
     with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
         data = str(Path(tmp) / "data.pt")
@@ -120,16 +146,55 @@ def cmd_discover(args, extra) -> int:
     return 0 if record["status"] == "ok" else 1
 
 
+CI_RUN = ("run the CI config first (snakemake --cores 2 --configfile config/ci.yaml) and name "
+          "its scores (results/ci/scores)")
+
+
+def _is_score_file(path: Path) -> bool:
+    """Whether `path` has the score columns; a damaged score file is an error with its fix."""
+    from benchmark.damaged import NotScoreFile, check_scores
+    from benchmark.evaluate import COLUMNS
+    try:
+        check_scores(str(path), COLUMNS)
+    except NotScoreFile:
+        return False
+    except ValueError as err:
+        raise ValueError(f"{err}; rerun the CI config (snakemake --cores 2 --configfile "
+                         "config/ci.yaml): it sets damaged files aside and rebuilds them") from None
+    return True
+
+
+def _score_files(root: Path) -> tuple[list[Path], int]:
+    """The score files at `root` (one, or a folder's), and how many other CSVs of the folder
+    were skipped: leaderboard tables hold score rows too, in other columns or as copies."""
+    if not root.is_dir():
+        if not _is_score_file(root):
+            raise ValueError(f"--scores {root}: not a score file (a CSV with the columns of "
+                             "benchmark.evaluate.COLUMNS, <results>/scores/<task>/<ablation>/"
+                             f"n<N>/s<seed>.csv); {CI_RUN}")
+        return [root], 0
+    csvs = sorted(root.rglob("*.csv"))
+    files = [path for path in csvs if _is_score_file(path)]
+    return files, len(csvs) - len(files)
+
+
 def cmd_update_reference(args) -> int:
+    """Writes nothing unless the score files hold rows, each identity (regression.KEY) once."""
     from benchmark import regression
     root = Path(args.scores)
+    out = args.out or regression.REFERENCE
     if not root.exists():
-        raise ValueError(f"--scores {root}: no such file or folder; run the CI config first "
-                         "(snakemake --cores 2 --configfile config/ci.yaml) or name its scores")
-    paths = sorted(root.rglob("*.csv")) if root.is_dir() else [root]
-    scores = regression.read_scores(paths)
-    out = regression.write_reference(scores, args.out or regression.REFERENCE)
-    print(f"wrote {len(scores)} reference rows to {out}; review the diff before committing")
+        raise ValueError(f"--scores {root}: no such file or folder; {CI_RUN}")
+    _check_writable(out)
+    files, skipped = _score_files(root)
+    scores = regression.read_scores(files)
+    others = f", {skipped} other CSV files skipped" if skipped else ""
+    if not len(scores):
+        raise ValueError(f"--scores {root}: no score rows ({len(files)} score file(s){others}); "
+                         f"{out} not written; {CI_RUN}")
+    regression.write_reference(scores, out)
+    print(f"wrote {len(scores)} reference rows from {len(files)} score file(s){others} to {out}; "
+          "review the diff before committing")
     return 0
 
 

@@ -31,9 +31,20 @@ REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "
 
 
 def read_scores(paths) -> pd.DataFrame:
-    """The rows of the score CSVs as written (not reordered), text columns as text."""
-    frames = [read_score_file(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEY)
+    """The rows of the score CSVs as written (not reordered), text columns as text. Two rows of
+    one identity (KEY) are refused: a reference would hold both, and compare() see one."""
+    frames = [read_score_file(p).assign(_file=str(p)) for p in paths]
+    if not frames:
+        return pd.DataFrame(columns=KEY)
+    scores = pd.concat(frames, ignore_index=True)
+    keys = scores[KEY].astype(str)
+    dup = keys.duplicated(keep=False)
+    if dup.any():
+        first = keys[dup].iloc[0]
+        files = sorted(set(scores._file[(keys == first).all(axis=1)]))
+        raise ValueError(f"score row {dict(first)} is there twice, in {', '.join(files)}; "
+                         "name one run's score files only (its <results>/scores folder)")
+    return scores.drop(columns="_file")
 
 
 def reference_frame(scores: pd.DataFrame) -> pd.DataFrame:

@@ -132,3 +132,24 @@ def test_a_damaged_circuit_file_is_named_with_the_fix(tmp_path):
         read_circuit(str(path), "reverse")
     path.write_text(json.dumps({**fields, "status": "failed"}))
     assert read_circuit(str(path), "reverse")["status"] == "failed"
+
+
+def test_a_second_quarantine_keeps_the_first_copy(tmp_path, capsys):
+    """Each copy set aside gets a name of its own: `.damaged`, then `.damaged.1`, ...; the
+    same for `.cancelled`."""
+    from benchmark.damaged import Cancelled, quarantine
+    path = str(tmp_path / "s0.csv")
+
+    def damaged():
+        raise ValueError(f"score file {path} is damaged")
+
+    def cancelled():
+        raise Cancelled(f"circuit file {path} is of a run stopped from outside")
+
+    for check, suffix in ((damaged, ".damaged"), (cancelled, ".cancelled")):
+        for text in ("first", "second", "third"):
+            Path(path).write_text(text)
+            assert quarantine([(path, check)]) == [path] and not Path(path).exists()
+        copies = [path + suffix, path + suffix + ".1", path + suffix + ".2"]
+        assert [Path(p).read_text() for p in copies] == ["first", "second", "third"]
+        assert f"moved to {copies[2]}" in capsys.readouterr().err

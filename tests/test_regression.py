@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from benchmark import regression
 from conftest import snakemake_ci
@@ -102,9 +103,10 @@ def test_changed_recovery_or_missing_row_fails():
 
 
 def test_update_reference_command_writes_sorted_rows(tmp_path):
+    from benchmark.evaluate import COLUMNS
     reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
-    src = tmp_path / "scores.csv"
-    reference.sample(frac=1.0, random_state=0).to_csv(src, index=False)
+    src = tmp_path / "scores.csv"  # a score file: the score columns, the reference's rows
+    reference.sample(frac=1.0, random_state=0).reindex(columns=COLUMNS).to_csv(src, index=False)
     out = tmp_path / "ref.csv"
     proc = subprocess.run([sys.executable, "-m", "benchmark", "update-reference", "--scores",
                            str(src), "--out", str(out)], capture_output=True, text=True,
@@ -112,4 +114,21 @@ def test_update_reference_command_writes_sorted_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr
     written = pd.read_csv(out, dtype={"params": str, "circuit": str})
     assert regression.compare(written, reference) == []
-    assert list(written.columns) == list(reference.columns)
+    # every compared column of the score files (the committed reference predates some)
+    assert list(written.columns) == regression.KEY + list(regression.TOLERANCES)
+    assert [c for c in written.columns if c in reference.columns] == list(reference.columns)
+
+
+def test_a_score_row_twice_is_refused_naming_it_and_its_files(tmp_path):
+    """A folder holding a copy of a score file (a leaderboard's scores.csv, a backup) would give
+    the reference one row twice, and compare() would check against either."""
+    from benchmark.evaluate import COLUMNS
+    reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
+    rows = reference.head(3).reindex(columns=COLUMNS)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows.to_csv(a, index=False)
+    rows.iloc[2:].to_csv(b, index=False)
+    assert len(regression.read_scores([a])) == 3
+    with pytest.raises(ValueError, match="is there twice") as err:
+        regression.read_scores([a, b])
+    assert f"{a}, {b}" in str(err.value) and f"'task': '{rows.task.iloc[2]}'" in str(err.value)
