@@ -11,7 +11,10 @@ The worker is a fresh fork of a process that has only imported, so a discovery m
 its method's isolated child from it (benchmark.isolation). Without a server (a cluster job, a
 dry run, `CIRCUITBENCH_JOB_SERVER=off`, or a server that is gone) a job runs its stage itself.
 Stopping a job (SIGTERM, SIGINT) stops its worker; the server dies with the Snakemake process
-that started it, and its workers with it.
+that started it, and its workers with it. A worker ends its method's processes itself, unless it
+is killed outright: the server is a child subreaper, so what the worker leaves is re-parented to
+it, and whenever it reaps a process it kills every child of its that is not a live worker, with
+all below it.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import socket
 import struct
 import sys
 import traceback
+
+from benchmark.isolation import kill_trees, set_subreaper
 
 ENV = "CIRCUITBENCH_JOB_SERVER"
 _HEADER = struct.Struct("!q")
@@ -109,6 +114,7 @@ def _set_threads(threads: int) -> None:
 def serve(address: str, parent_pid: int) -> None:
     """Accept jobs on the unix socket `address` until `parent_pid` is gone or SIGTERM."""
     _die_with_parent()
+    set_subreaper(True)  # a killed worker's method processes come to us (_reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: Snakemake stops us (atexit)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
@@ -222,13 +228,17 @@ def _recv_exact(conn, n: int) -> bytes:
 
 
 def _reap(workers: dict, selector) -> None:
-    while workers:
+    """Reap ended workers, telling their jobs, and the orphans re-parented to us; after any,
+    kill what is below us but not a live worker: what a killed worker's method started."""
+    reaped = False
+    while True:
         try:
             pid, wait_status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            break
+        reaped = True
         conn = workers.pop(pid, None)
         if conn is None:
             continue
@@ -241,6 +251,10 @@ def _reap(workers: dict, selector) -> None:
         except OSError:
             pass
         conn.close()
+    if reaped:
+        me = os.getpid()
+        kill_trees(lambda table: {pid for pid, (ppid, _) in table.items()
+                                  if ppid == me and pid not in workers})
 
 
 def _kill(pid: int) -> None:

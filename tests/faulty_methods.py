@@ -1,10 +1,12 @@
 """Adapters that misbehave on purpose, for the isolation tests (importable by a child process).
 
 Each does one thing an untrusted method can do: hang while swallowing every exception, exit the
-interpreter, die from a signal, raise, or allocate without bound.
+interpreter, die from a signal, raise, allocate without bound, or start processes of its own that
+would outlive it (their pids go to the file $FAULTY_PIDS).
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -94,5 +96,65 @@ class NumpyScores(_Faulty):
                                            enumerate(problem.graph.edges)})
 
 
+class RaisesKeyboardInterrupt(_Faulty):
+    name = "faulty_ctrl_c"
+
+    def discover(self, problem, params):
+        raise KeyboardInterrupt
+
+
+def leak() -> None:
+    """Start what a method may leave behind: a `sleep` in its process group, one in a session
+    of its own, and a fork of itself in a new session. Appends a line to $FAULTY_PIDS: the
+    method's parent, itself, then the three."""
+    sleeps = [subprocess.Popen(["sleep", "1000"]),
+              subprocess.Popen(["sleep", "1000"], start_new_session=True)]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            time.sleep(1000)
+        finally:
+            os._exit(0)
+    pids = [os.getppid(), os.getpid(), *(s.pid for s in sleeps), pid]
+    with open(os.environ["FAULTY_PIDS"], "a") as f:
+        f.write(" ".join(map(str, pids)) + "\n")
+
+
+def leak_and_hang() -> dict:
+    leak()
+    while True:
+        time.sleep(0.05)
+
+
+def leak_and_hang_stage() -> None:
+    """A job stage (tests/test_job_server.py): a method's child that leaks processes, hanging."""
+    from benchmark.isolation import run_isolated
+    run_isolated(leak_and_hang, {}, timeout_s=300, start="fork")
+
+
+class LeaksAndReturns(_Faulty):
+    name = "faulty_leak_ok"
+
+    def discover(self, problem, params):
+        leak()
+        return Discovery("scores", scores={e: 0.0 for e in problem.graph.edges})
+
+
+class LeaksAndRaises(_Faulty):
+    name = "faulty_leak_raise"
+
+    def discover(self, problem, params):
+        leak()
+        raise RuntimeError("the method broke after starting processes")
+
+
+class LeaksAndHangs(_Faulty):
+    name = "faulty_leak_hang"
+
+    def discover(self, problem, params):
+        leak_and_hang()
+
+
 FAULTY = [SwallowsTimeouts, ExitsZero, HardExit, KillsItself, Segfaults, Raises, Hogs,
-          NumpyScores]
+          NumpyScores, RaisesKeyboardInterrupt, LeaksAndReturns, LeaksAndRaises, LeaksAndHangs]

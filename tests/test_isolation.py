@@ -4,6 +4,7 @@ Each adapter of faulty_methods.py runs through the workflow's discover stage (th
 uses too), in its isolated child process under a time and memory limit.
 """
 import json
+import os
 import time
 
 import pytest
@@ -54,9 +55,10 @@ def test_timeout_swallowing_adapter_is_killed(faulty, dataset, task_cache, tmp_p
 @pytest.mark.parametrize("method, status, cause", [
     ("faulty_exit0", "failed", "exit code 0"),
     ("faulty_os_exit", "failed", "exit code 3"),
-    ("faulty_sigkill", "oom", "SIGKILL"),
+    ("faulty_sigkill", "failed", "killed by signal 9 (SIGKILL)"),
     ("faulty_sigsegv", "failed", "SIGSEGV"),
     ("faulty_raise", "failed", "RuntimeError: the method broke"),
+    ("faulty_ctrl_c", "failed", "KeyboardInterrupt raised inside the method"),
 ])
 def test_a_dying_adapter_is_a_named_cell(faulty, dataset, task_cache, tmp_path, method, status,
                                          cause):
@@ -70,6 +72,46 @@ def test_memory_limit_gives_oom(faulty, dataset, task_cache, tmp_path):
     assert record["status"] == "oom", record["error"]
     assert "memory limit 4000 MB" in record["error"]
     assert "batch_size is 64: try 16" in record["error"]
+
+
+def test_a_sigkill_reads_oom_only_when_memory_says_so():
+    """A method may SIGKILL itself (or be killed) for other reasons than memory."""
+    from benchmark.isolation import _death_cause
+    status, error = _death_cause(-9, peak_mb=900, mem_mb=4000)
+    assert status == "failed" and "killed by signal 9 (SIGKILL)" in error
+    assert "memory" not in error and "batch size" not in error
+    status, error = _death_cause(-9, peak_mb=3800, mem_mb=4000)
+    assert status == "oom" and "3800 MB" in error and "batch size" in error
+    status, error = _death_cause(-9, oom_killed=True)
+    assert status == "oom" and "out-of-memory killer" in error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _leaked(pids) -> list[int]:
+    """The processes a `leak()` started (and the method's own) still alive."""
+    return [pid for line in pids.read_text().splitlines() for pid in map(int, line.split()[1:])
+            if _alive(pid)]
+
+
+@pytest.mark.parametrize("method, status, timeout_s", [
+    ("faulty_leak_ok", "ok", 60), ("faulty_leak_raise", "failed", 60),
+    ("faulty_leak_hang", "timeout", 15)])
+def test_a_methods_processes_end_with_its_run(faulty, dataset, task_cache, tmp_path, monkeypatch,
+                                              method, status, timeout_s):
+    """What the method started (a Popen, one in a new session, a fork in a new session) is
+    gone when the discovery returns, whether the method returned, raised or timed out."""
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAULTY_PIDS", str(pids))
+    record = _run(method, dataset, task_cache, tmp_path, timeout_s=timeout_s)
+    assert record["status"] == status, record["error"]
+    assert _leaked(pids) == []
 
 
 def test_numpy_float_scores_are_finite(faulty, dataset, task_cache, tmp_path):
@@ -137,7 +179,7 @@ from benchmark.registry import METHODS
 METHODS.names()
 for cls in faulty_methods.FAULTY:
     METHODS.register(cls, "tests/faulty_methods.py")
-discover_stage("xproportion", {cache!r}, {dataset!r}, "faulty_swallow", {{}}, "zero", 50, 0,
+discover_stage("xproportion", {cache!r}, {dataset!r}, {method!r}, {{}}, "zero", 50, 0,
                {out!r}, eval_examples=50, timeout_s=120, fork=True)
 """
 
@@ -156,7 +198,7 @@ def test_a_job_stopped_from_outside_records_a_cancelled_cell(faulty, dataset, ta
     out = tmp_path / "stopped.json"
     log = tmp_path / "stopped.log"
     script = STOPPED.format(tests=str(Path(__file__).parent), cache=task_cache,
-                            dataset=dataset, out=str(out))
+                            dataset=dataset, out=str(out), method="faulty_swallow")
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=f,
                                 stderr=subprocess.STDOUT)
@@ -170,3 +212,32 @@ def test_a_job_stopped_from_outside_records_a_cancelled_cell(faulty, dataset, ta
     assert record["status"] == "cancelled" and "scancel" in record["error"]
     assert quarantine([(str(out), lambda: check_not_cancelled(record, str(out)))]) == [str(out)]
     assert not out.exists() and Path(str(out) + ".cancelled").exists()
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_stopped_run_ends_its_methods_processes(faulty, dataset, task_cache, tmp_path, signum):
+    """A job stopped (SIGTERM: a `cancelled` cell) or interrupted (SIGINT, the user's Ctrl-C,
+    which reaches the job only: the method's child leads a session of its own) while the method
+    runs: the method's child and all it started are gone; a Ctrl-C still stops the run, with no
+    cell written, so that the next run does it again."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    out, pids, log = tmp_path / "stopped.json", tmp_path / "pids", tmp_path / "stopped.log"
+    script = STOPPED.format(tests=str(Path(__file__).parent), cache=task_cache,
+                            dataset=dataset, out=str(out), method="faulty_leak_hang")
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=f,
+                                stderr=subprocess.STDOUT, env=dict(os.environ,
+                                                                   FAULTY_PIDS=str(pids)))
+        deadline = time.time() + 120
+        while not (pids.exists() and pids.read_text().endswith("\n")) and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(getattr(signal, signum))
+        code = proc.wait(timeout=60)
+    if signum == "SIGTERM":
+        assert code == 0 and json.loads(out.read_text())["status"] == "cancelled"
+    else:
+        assert code != 0 and "KeyboardInterrupt" in log.read_text() and not out.exists()
+    assert _leaked(pids) == []

@@ -100,6 +100,23 @@ def test_a_killed_job_takes_its_worker_along(server, tmp_path):
     _wait_for(lambda: not _alive(worker), 10, "the worker to end")
 
 
+def test_a_killed_worker_takes_its_methods_processes_along(server, tmp_path):
+    """A worker SIGKILLed while its method's child runs: the child dies with it, and what the
+    child started (a sleep in a session of its own among them) comes to the server, which
+    kills it."""
+    address, pids = server[0], tmp_path / "pids"
+    job = _job(address, "tests.faulty_methods:leak_and_hang_stage", cwd=tmp_path,
+               env={"FAULTY_PIDS": str(pids)})
+    _wait_for(lambda: pids.exists() and pids.read_text().endswith("\n"), 60,
+              "the method's processes")
+    worker, *started = map(int, pids.read_text().split())
+    assert all(map(_alive, started))
+    os.kill(worker, signal.SIGKILL)
+    _, stderr = job.communicate(timeout=30)
+    assert job.returncode == 1 and "SIGKILL" in stderr
+    _wait_for(lambda: not any(map(_alive, started)), 5, "the method's processes to end")
+
+
 def test_without_a_server_the_job_runs_its_stage_itself(tmp_path):
     out = tmp_path / "out.txt"
     job = _job(None, "tests.job_targets:report", str(out), "alone", cwd=tmp_path)
