@@ -28,6 +28,8 @@ wildcard_constraints:
     n=r"\d+",
     seed=r"\d+",
     model=r"[A-Za-z0-9_.-]+",
+    method=r"[^/]+",
+    setting=r"[^/]+",  # one path component (common.smk: _setting_id encodes a value's `/`)
 
 
 # Circuits are targets too: deleting one run's circuit file reruns that run (and its scoring),

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import subprocess
 from importlib.metadata import version as package_version
-from pathlib import Path
 
 import torch
 
 from benchmark.artifact import atomic_write_json
 from benchmark.data import Split
 from benchmark.protocol import Discovery, Problem
+from benchmark.provenance import git_commit
 from benchmark.registry import METHODS
 from benchmark.task import Task
 
@@ -55,14 +54,6 @@ def discover(task: Task, method: str, params: dict | None = None, *, n: int = 10
     p = adapter_cls.params(task.name, **(params or {}))
     problem = make_problem(task, n, seed, ablation, resolve_device(device))
     return adapter.run(problem, p), adapter, p
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def circuit_record(task: Task, result: Discovery, adapter, params, *, n: int, seed: int,

@@ -132,6 +132,12 @@ def scoring_code_key() -> str:
     return code_key("benchmark.score_stage")
 
 
+def report_code_key() -> str:
+    """Hash of the report code (the leaderboard job: tables, headline, HTML, plots): editing
+    it rebuilds the leaderboard, and nothing else."""
+    return code_key("benchmark.leaderboard")
+
+
 def data_code_key() -> str:
     """Hash of the dataset code: editing it rebuilds every dataset."""
     return code_key("benchmark.data")

@@ -3,7 +3,9 @@
 This module only composes the steps, each in its own module: score_files reads the rows,
 summary computes the per-setting and sweep lines, headline the one-row-per-method answer
 with intervals and paired tests, render writes Markdown and HTML, plots draws
-the PNGs. Entry point: `build_leaderboard(score_files, out_dir, provenance)`.
+the PNGs. Entry point: `build_leaderboard(score_files, out_dir, provenance)`; the workflow's
+job is `leaderboard_job`, and this module's closure is the report code's key
+(benchmark.fingerprint.report_code_key).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from benchmark.artifact import atomic_write_text
 from benchmark.headline import headline, pairwise_tests
 from benchmark.plots import plot_all
+from benchmark.provenance import run_provenance
 from benchmark.render import to_html, to_markdown
 from benchmark.score_files import read_scores
 from benchmark.summary import sparsities_of, split_notes, summarise
@@ -38,3 +41,8 @@ def build_leaderboard(score_files, out_dir, provenance: dict | None = None) -> d
     for name, text in files.items():
         atomic_write_text(out / name, text)
     return {name: out / name for name in [*files, *plots]}
+
+
+def leaderboard_job(score_files: list[str], out_dir: str, config: dict) -> None:
+    """The workflow's leaderboard job: the tables, with the run's provenance."""
+    build_leaderboard(score_files, out_dir, run_provenance(config))

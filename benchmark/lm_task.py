@@ -10,18 +10,24 @@ probability gap, gendered-pronoun logit difference) is reported as circuit / ful
 
 Models trained here are cached under `<cache>/models/<name>-<key>`: the key covers the model's
 spec, the training code, the prompt tasks it trains on and the torch/transformers versions, so
-a change retrains it, and nothing else does.
+a change retrains it, and nothing else does. Every load checks the saved files against the
+manifest of their hashes written with them: a damaged or edited model is trained again, never
+used. A pretrained model loads from its local copy when the config's `pretrained` field names
+one (handed to every job as $CIRCUITBENCH_PRETRAINED), else from the Hugging Face cache or hub.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 import torch
 
+from benchmark.artifact import ArtifactError
 from benchmark.data import Split, TaskData
 from benchmark.fingerprint import code_key
 from benchmark.graph import Graph
@@ -31,6 +37,17 @@ from benchmark.registry import LM_MODELS, PROMPT_TASKS
 
 SEP = "@"
 VERSIONS = ("torch", "transformers", "tokenizers")
+PRETRAINED_ENV = "CIRCUITBENCH_PRETRAINED"
+
+
+class SetupError(ValueError, SystemExit):
+    """A model that cannot be had as set up (offline without a local copy, a wrong `pretrained`
+    entry): a ValueError to callers; uncaught, as in a workflow job, it ends the process with
+    its one line, no traceback."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = f"error: {message}"
 
 
 def is_lm_task(name: str) -> bool:
@@ -62,25 +79,56 @@ def _modules(registry, names) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=None)
+def local_copies() -> dict:
+    """{pretrained model: directory} from $CIRCUITBENCH_PRETRAINED (the config's `pretrained`
+    field): local copies loaded instead of the hub name. Unknown names list the known ones."""
+    text = os.environ.get(PRETRAINED_ENV, "").strip()
+    try:
+        copies = json.loads(text) if text else {}
+    except ValueError as err:
+        raise SetupError(f"${PRETRAINED_ENV} is not JSON ({err})") from None
+    if not isinstance(copies, dict) or not all(isinstance(v, str) for v in copies.values()):
+        raise SetupError("config field `pretrained`: expected {model name: directory}, got "
+                         f"{copies!r}")
+    known = [m for m in LM_MODELS.names() if not LM_MODELS.get(m).trained_here]
+    for name in copies:
+        if name not in known:
+            raise SetupError(f"config field `pretrained`: {name!r} is not a pretrained model; "
+                             f"known: {', '.join(known)}")
+    return copies
+
+
 def lm_model_key(model: str) -> str:
     """What decides a trained model: its spec, the training code, the code of the prompt tasks
-    it trains on, the package versions, the CPU kernels (benchmark/numerics.py)."""
+    it trains on, the package versions, the CPU kernels (benchmark/numerics.py); for a
+    pretrained one, its local copy too."""
+    return _lm_model_key(model, local_copies().get(model))
+
+
+@lru_cache(maxsize=None)
+def _lm_model_key(model: str, local_copy: str | None) -> str:
     from benchmark.numerics import kernel_mode
     lm = LM_MODELS.get(model)
     fields = {"spec": repr(lm), "versions": {p: package_version(p) for p in VERSIONS},
               "kernels": kernel_mode(),
               "code": code_key("benchmark.lm_train", *_modules(LM_MODELS, [model]),
                                *_modules(PROMPT_TASKS, sorted(set(lm.train_tasks))))}
+    if local_copy is not None:
+        fields["local_copy"] = local_copy
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-@lru_cache(maxsize=None)
 def lm_task_key(name: str) -> str:
-    """The key of an LM task: the prompt task's code, this module's, the model's key."""
+    """The key of an LM task: the prompt task's code, this module's, the model's key (a
+    pretrained model's spec and local copy: another copy reruns the task's chain)."""
+    return _lm_task_key(name, local_copies().get(split_name(name)[1].name))
+
+
+@lru_cache(maxsize=None)
+def _lm_task_key(name: str, local_copy: str | None) -> str:
     spec, lm = split_name(name)
     fields = {"code": code_key("benchmark.lm_task", *_modules(PROMPT_TASKS, [spec.name])),
-              "model": lm_model_key(lm.name) if lm.trained_here else repr(lm)}
+              "model": lm_model_key(lm.name) if lm.trained_here else [repr(lm), local_copy]}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -109,15 +157,72 @@ def train_model(model: str, cache: str | Path | None = None, log=print) -> dict:
     return report
 
 
+def verified_report(path: Path) -> dict:
+    """The report of a model saved by save_trained whose every file still has the hash its
+    manifest recorded (one hashing pass, no model load); an ArtifactError naming the file
+    otherwise."""
+    from benchmark.lm_train import MANIFEST, file_hashes
+    try:
+        expected = json.loads((path / MANIFEST).read_text())["files"]
+        found = file_hashes(str(path))
+        if not isinstance(expected, dict) or "report.json" not in expected:
+            raise ValueError("lists no report.json")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        name = Path(getattr(err, "filename", None) or MANIFEST).name
+        raise ArtifactError(f"model cache {path}: {name} is missing or unreadable "
+                            f"({type(err).__name__})") from None
+    for name in sorted(set(expected) | set(found)):
+        if found.get(name) != expected.get(name):
+            why = ("is missing" if name not in found else "was not saved with the model"
+                   if name not in expected else "does not match its fingerprint (edited or "
+                   "damaged after it was saved)")
+            raise ArtifactError(f"model cache {path}: {name} {why}")
+    return json.loads((path / "report.json").read_text())
+
+
+def _in_hf_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a hub name (e.g. a path that does not exist)
+        return False
+
+
+def pretrained_source(lm) -> str:
+    """What from_pretrained loads for a pretrained model: its local copy, else its name; one
+    line saying what to do when there is neither a copy nor a way to download."""
+    from benchmark.lm_load import _offline
+    copy = local_copies().get(lm.name)
+    if copy is not None:
+        if not os.path.isfile(os.path.join(copy, "config.json")):
+            raise SetupError(f"model {lm.name!r}: config field `pretrained` points at {copy!r}, "
+                             "which is not a directory written by save_pretrained (no "
+                             "config.json); correct the path or remove the entry")
+        return copy
+    if os.path.isdir(lm.pretrained) or not _offline() or _in_hf_cache(lm.pretrained):
+        return lm.pretrained
+    raise SetupError(f"model {lm.name!r}: {lm.pretrained!r} is not in the local Hugging Face "
+                     "cache and nothing downloads here (HF_HUB_OFFLINE); point the config field "
+                     f"`pretrained: {{{lm.name}: <dir>}}` at a directory written by "
+                     f"save_pretrained (outside the workflow: ${PRETRAINED_ENV}='{{\"{lm.name}\""
+                     ": \"<dir>\"}'), or download it into the Hugging Face cache first")
+
+
 def model_source(model: str, cache: str | Path | None = None) -> tuple[str, dict]:
     """(what from_pretrained loads, report) of `model`; a local model is trained first when
-    the cache lacks it."""
+    the cache lacks it or holds it damaged (a warning naming the file: never used)."""
     lm = LM_MODELS.get(model)
     if not lm.trained_here:
-        return lm.pretrained, {"model": model, "pretrained": lm.pretrained}
+        source = pretrained_source(lm)
+        report = {"model": model, "pretrained": lm.pretrained}
+        return source, report if source == lm.pretrained else dict(report, local_copy=source)
     path = model_dir(model, cache)
-    if not (path / "report.json").is_file():
-        train_model(model, cache)
+    if path.exists():
+        try:
+            return str(path), verified_report(path)
+        except ArtifactError as err:  # damaged or edited: never used, trained again
+            print(f"warning: {err}; training it again", file=sys.stderr)
+    train_model(model, cache)
     return str(path), json.loads((path / "report.json").read_text())
 
 

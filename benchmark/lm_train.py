@@ -133,8 +133,20 @@ def train(specs: list[PromptTaskSpec], family: str = "gpt2", *, steps: int = 300
     return model, tok, report
 
 
+MANIFEST = "manifest.json"  # sha256 of every other file of a saved model, written last
+
+
+def file_hashes(folder: str) -> dict:
+    """{file name: sha256} of the files in `folder` (save_pretrained writes no subfolders)."""
+    import hashlib
+    from pathlib import Path
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(Path(folder).iterdir()) if f.name != MANIFEST}
+
+
 def save_trained(model, tok, report: dict, out_dir: str) -> None:
-    """save_pretrained of model and tokenizer plus report.json, moved into place whole."""
+    """save_pretrained of model and tokenizer plus report.json, then the manifest of their
+    hashes (what a later load checks, lm_task.verified_report), moved into place whole."""
     import json
     import os
     import shutil
@@ -146,6 +158,8 @@ def save_trained(model, tok, report: dict, out_dir: str) -> None:
     tok.save_pretrained(tmp)
     with open(os.path.join(tmp, "report.json"), "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
+    with open(os.path.join(tmp, MANIFEST), "w") as f:
+        json.dump({"files": file_hashes(tmp)}, f, indent=1, sort_keys=True)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

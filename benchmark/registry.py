@@ -4,12 +4,16 @@ Built-ins are the modules of a package (`tasks/`, `methods/`) that define a modu
 attribute (`TASK`, `ADAPTER`): adding one is writing one module. Outside packages register
 through an entry-point group (`circuitbench.tasks`, `circuitbench.methods`) whose value points
 at the object. A name registered twice is an error that names both sources; an unknown name is
-an error that lists the known ones.
+an error that lists the known ones. A module or entry point that fails to import is reported
+(a warning naming it and its error, once per process) and skipped: one broken adapter must not
+stop runs that do not use it, nor `python -m benchmark list`; asking for a name it may have
+defined names it.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from importlib.metadata import entry_points
 
 
@@ -23,23 +27,41 @@ class Registry:
         self.kind, self.package, self.attribute, self.group = kind, package, attribute, group
         self._items: dict | None = None
         self._sources: dict = {}
+        self.broken: dict[str, str] = {}  # module or entry point -> why it failed to import
 
     def _load(self) -> dict:
         if self._items is not None:
             return self._items
         items: dict = {}
+        self.broken = {}
         pkg = importlib.import_module(self.package)
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
             if info.name.startswith("_"):
                 continue
-            module = importlib.import_module(f"{self.package}.{info.name}")
+            name = f"{self.package}.{info.name}"
+            module = self._import(name, lambda: importlib.import_module(name))
             obj = getattr(module, self.attribute, None)
             if obj is not None:
                 self._add(items, obj, f"module {module.__name__}")
         for ep in entry_points(group=self.group):
-            self._add(items, ep.load(), f"entry point {ep.name} = {ep.value}")
+            obj = self._import(f"entry point {ep.name} = {ep.value}", ep.load)
+            if obj is not None:
+                self._add(items, obj, f"entry point {ep.name} = {ep.value}")
         self._items = items
         return items
+
+    def _import(self, source: str, load):
+        """`load()`, or None with the failure recorded and reported (once per process)."""
+        try:
+            return load()
+        except Exception as err:  # any error of someone's module: a SyntaxError, an ImportError
+            why = f"{type(err).__name__}: {err}".splitlines()[0]
+            self.broken[source] = why
+            if (source, why) not in _REPORTED:  # tasks/ feeds three registries: warn once
+                _REPORTED.add((source, why))
+                print(f"circuitbench: warning: {source} failed to import ({why}); what it "
+                      "defines is unavailable until it is fixed or removed", file=sys.stderr)
+            return None
 
     def _add(self, items: dict, obj, source: str) -> None:
         name = obj.name
@@ -55,8 +77,10 @@ class Registry:
     def get(self, name: str):
         items = self._load()
         if name not in items:
+            broken = "".join(f"; {source} failed to import ({why}) and may define it"
+                             for source, why in sorted(self.broken.items()))
             raise RegistryError(f"unknown {self.kind} {name!r}; known {self.kind}s: "
-                                f"{', '.join(sorted(items))}")
+                                f"{', '.join(sorted(items))}{broken}")
         return items[name]
 
     def module_of(self, name: str) -> str | None:
@@ -73,6 +97,8 @@ class Registry:
     def reset(self) -> None:
         self._items, self._sources = None, {}
 
+
+_REPORTED: set = set()  # (source, error) already warned about in this process
 
 TASKS = Registry("task", "tasks", "TASK", "circuitbench.tasks")
 METHODS = Registry("method", "methods", "ADAPTER", "circuitbench.methods")

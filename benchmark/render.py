@@ -249,7 +249,8 @@ def provenance_html(df: pd.DataFrame, provenance: dict) -> str:
         items.append((f"build {k}", text))
     versions = df.dropna(subset=["method"]).drop_duplicates(["method", "method_version"])
     items += [("result git commits", _distinct(df, "git_commit")),
-              ("result config hashes", _distinct(df, "config_hash")),
+              ("scoring config hashes (sparsities, eval_examples, kernels)",
+               _distinct(df, "config_hash")),
               ("method versions", ", ".join(
                   f"{m} v{v}" for m, v in sorted(zip(versions.method.astype(str),
                                                      versions.method_version.astype(str))))),

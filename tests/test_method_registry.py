@@ -78,3 +78,26 @@ def test_duplicate_name_is_an_error_naming_both(tmp_path, monkeypatch):
 def test_unknown_parameter_names_known_ones():
     with pytest.raises(ValueError, match="threshold"):
         METHODS.get("acdc").params(tau=0.1)
+
+
+def test_a_module_that_fails_to_import_is_named_and_skipped(tmp_path, monkeypatch, capsys):
+    """One broken adapter module must not stop `list` or runs of the other methods."""
+    from benchmark.registry import Registry
+    pkg = tmp_path / "someones_methods"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "good.py").write_text("class Good:\n    name = 'good'\n\nADAPTER = Good\n")
+    (pkg / "broken.py").write_text("def discover(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("method", "someones_methods", "ADAPTER", "circuitbench.none")
+    assert registry.names() == ["good"]
+    warning = capsys.readouterr().err
+    assert "someones_methods.broken failed to import (SyntaxError" in warning
+    assert "unavailable until it is fixed or removed" in warning
+    with pytest.raises(RegistryError) as err:
+        registry.get("brokens_method")
+    assert "known methods: good" in str(err.value)
+    assert "someones_methods.broken failed to import (SyntaxError" in str(err.value)
+    registry.reset()
+    assert registry.names() == ["good"]
+    assert capsys.readouterr().err == ""  # warned once per process, not per look-up

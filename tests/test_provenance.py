@@ -130,10 +130,88 @@ def test_editing_scoring_code_rescores_only(project):
     assert plan == {"score": 2, "leaderboard": 1}, plan
 
 
-def test_editing_the_leaderboard_rebuilds_only_it(project):
-    with edited(project / "benchmark/leaderboard.py"):
+@pytest.mark.parametrize("module", ["leaderboard", "summary", "render", "headline",
+                                    "render_headline", "plots"])
+def test_editing_report_code_rebuilds_only_the_leaderboard(project, module):
+    with edited(project / f"benchmark/{module}.py"):
         plan = _planned(project)
-    assert plan in ({"leaderboard": 1}, {}), plan
+    assert plan == {"leaderboard": 1}, plan
+
+
+def test_adding_a_seed_rescores_no_old_cell(project):
+    """Score jobs depend on the config fields scoring reads, not on the whole config."""
+    with edited(project / "tiny.yaml", "seeds: [0]", "seeds: [0, 1]"):
+        plan = _planned(project)
+    # the new seed's chain on both tasks; the seed-0 score files stay as they are
+    assert plan == {"make_dataset": 2, "discover": 4, "score": 2, "leaderboard": 1}, plan
+    assert _planned(project) == {}
+
+
+def test_ok_circuits_with_missing_or_non_finite_scores_are_set_aside(project):
+    """The protocol's check on every ok record before planning: exactly the graph's edges,
+    finite scores. A bad file is moved aside and its discovery reruns, once."""
+    circuits = project / "results/circuits"
+    cut = circuits / "reverse/zero/n50/s0/eap/default.json"
+    nan = circuits / "xproportion/zero/n50/s0/eap/default.json"
+    renamed = circuits / "reverse/zero/n50/s0/random/default.json"
+    originals = {p: p.read_text() for p in (cut, nan, renamed)}
+    record = json.loads(originals[cut])
+    record["scores"] = dict(list(record["scores"].items())[:54])  # 40 of 94 deleted
+    cut.write_text(json.dumps(record))
+    record = json.loads(originals[nan])
+    record["scores"][next(iter(record["scores"]))] = float("nan")
+    nan.write_text(json.dumps(record))
+    record = json.loads(originals[renamed])
+    first = next(iter(record["scores"]))
+    record["scores"]["a9.h9->logits"] = record["scores"].pop(first)  # same count, no such edge
+    renamed.write_text(json.dumps(record))
+    proc = _smk(project)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "scores for 54 edges, not the graph's 94" in log or "missing" in log, log[-3000:]
+    assert "non-finite scores for 1 edges" in log and "a9.h9->logits" in log
+    for path in (cut, nan, renamed):
+        aside = Path(str(path) + ".damaged")
+        assert aside.read_text() != originals[path]  # the damaged file, kept for inspection
+        rerun, original = json.loads(path.read_text()), json.loads(originals[path])
+        assert rerun["status"] == "ok" and rerun["scores"] == original["scores"]
+        aside.unlink()
+    assert _planned(project) == {}
+
+
+def test_a_second_config_into_the_same_results_is_refused(project):
+    other = project / "other.yaml"
+    other.write_text((project / "tiny.yaml").read_text().replace("eap: null", "acdc: null"))
+    env = dict(os.environ, PYTHONPATH=str(project))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "-n", "--configfile", "other.yaml"]
+    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "results folder 'results' holds the results of tiny.yaml, not of other.yaml" in out
+    proc = subprocess.run(cmd + ["--config", "share_results=True"], cwd=project,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    other.unlink()
+
+
+@pytest.mark.parametrize("setting, says", [
+    ('results: ""', "config results is empty"),
+    ("results: /", "config results is '/', the filesystem root"),
+    ("cache: tiny.yaml/cache", "config cache 'tiny.yaml/cache' is not writable"),
+])
+def test_bad_output_folders_are_refused_before_any_job(project, setting, says):
+    key = setting.split(":")[0]
+    lines = [ln for ln in (project / "tiny.yaml").read_text().splitlines()
+             if not ln.startswith(f"{key}:") and not ln.startswith("results:")]
+    (project / "bad.yaml").write_text("\n".join([setting, "results: results_bad"
+                                                 if key != "results" else "", *lines]) + "\n")
+    env = dict(os.environ, PYTHONPATH=str(project))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "-n", "--configfile", "bad.yaml"]
+    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
+    (project / "bad.yaml").unlink()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and says in out, out[-3000:]
+    assert "Traceback" not in out
 
 
 def test_truncated_dataset_is_rebuilt_and_no_circuit_lost(project):
@@ -238,3 +316,58 @@ def test_self_killing_methods_leave_cells_and_a_complete_leaderboard(project):
     assert "exit code 0" in errors["exits"]
     md = (board / "leaderboard.md").read_text()
     assert "selfkill" in md and "exits" in md and "random" in md
+
+
+STR_PARAM_METHOD = '''
+from dataclasses import dataclass
+
+from benchmark.protocol import Adapter, Discovery
+
+
+class Named(Adapter):
+    name = "named"
+    version = "1"
+    output = "scores"
+
+    @dataclass(frozen=True)
+    class Params:
+        label: str = "x"
+
+    def discover(self, problem, params):
+        return Discovery("scores", scores={e: float(i) for i, e in
+                                           enumerate(problem.graph.edges)})
+
+
+ADAPTER = Named
+'''
+
+
+def test_a_broken_method_module_and_a_path_like_parameter(project):
+    """A module of methods/ that fails to import is named and the run goes on; a parameter
+    value with `/` is one path component of its circuit file."""
+    (project / "methods/named.py").write_text(STR_PARAM_METHOD)
+    (project / "methods/broken.py").write_text("def discover(:\n")
+    config = (CONFIG.format(cache=os.environ["CIRCUITBENCH_CACHE"])
+              .replace("results: results", "results: results_named")
+              .replace("tasks: [reverse, xproportion]", "tasks: [xproportion]")
+              .replace("      eap: null\n", "      named: {label: [a/b, c%d]}\n"))
+    (project / "named.yaml").write_text(config)
+    env = dict(os.environ, PYTHONPATH=str(project))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "named.yaml"]
+    try:
+        proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
+        listed = subprocess.run([sys.executable, "-m", "benchmark", "list"], cwd=project,
+                                capture_output=True, text=True, env=env)
+    finally:
+        for name in ("methods/named.py", "methods/broken.py", "named.yaml"):
+            (project / name).unlink()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "methods.broken failed to import (SyntaxError" in out
+    runs = project / "results_named/circuits/xproportion/zero/n50/s0/named"
+    assert sorted(p.name for p in runs.iterdir()) == ["label=a%2Fb.json", "label=c%25d.json"]
+    assert json.loads((runs / "label=a%2Fb.json").read_text())["params"] == {"label": "a/b"}
+    scores = pd.read_csv(project / "results_named/leaderboard/scores.csv")
+    assert set(scores.status) == {"ok"}
+    assert listed.returncode == 0 and "named" in listed.stdout and "random" in listed.stdout
+    assert "methods.broken failed to import" in listed.stderr

@@ -2,11 +2,14 @@
 import itertools
 import os
 import json
+from urllib.parse import quote
 
 # Nothing here imports torch: a cluster job parses this file twice (benchmark/plan_keys.py).
 from benchmark.job_server import ENV as JOB_SERVER, start as start_job_server
-from benchmark.fingerprint import data_code_key, method_source_hash, scoring_code_key
-from benchmark.pipeline import config_hash
+from benchmark.fingerprint import (data_code_key, method_source_hash, report_code_key,
+                                   scoring_code_key)
+from benchmark.provenance import config_hash
+from benchmark.results_folder import check_owner, check_writable_folder, claim, config_names
 from benchmark.numerics import kernel_mode, use_portable_kernels
 from benchmark.plan_keys import PlanKeys
 from benchmark.registry import METHODS, TASKS
@@ -17,7 +20,14 @@ KERNELS = kernel_mode()  # a param of every job that computes numbers: changing 
 
 RESULTS = config["results"]
 CACHE = config["cache"]
-CONFIG_HASH = config_hash(config)
+# local copies of pretrained models, for every job (benchmark/lm_task.py local_copies)
+os.environ["CIRCUITBENCH_PRETRAINED"] = json.dumps(config.get("pretrained") or {}, sort_keys=True)
+CONFIGS = config_names(workflow.configfiles, os.getcwd())
+if workflow.is_main_process:
+    # before anything is planned or written: a clear line, not a traceback in the first job
+    check_writable_folder(RESULTS, "config results")
+    check_writable_folder(CACHE, "config cache")
+    check_owner(RESULTS, CONFIGS, config.get("share_results", False))
 
 
 def _setting_id(values):
@@ -26,7 +36,8 @@ def _setting_id(values):
     value at its commas (found on Slurm, tests/test_slurm.py)."""
     if not values:
         return "default"
-    return "+".join(f"{k}={values[k]}" for k in sorted(values))
+    # a value is one path component: `/` (and `%`, `+`, `=`) percent-encoded; numbers unchanged
+    return "+".join(f"{k}={quote(str(values[k]), safe='')}" for k in sorted(values))
 
 
 def _expand_grid(grid):
@@ -68,6 +79,11 @@ def method_source(method):
 
 
 SCORING_KEY = KEYS.get("code", "scoring", lambda _: scoring_code_key())
+REPORT_KEY = KEYS.get("code", "report", lambda _: report_code_key())
+# the config fields the score stage reads, and only those: another seed, task or method in the
+# config must not rescore the cells that were already there (score rows carry this hash)
+SCORING_CONFIG_HASH = config_hash({"sparsities": config["sparsities"],
+                                   "eval_examples": config["eval_examples"], "kernels": KERNELS})
 DATA_KEY = KEYS.get("code", "data", lambda _: data_code_key())
 
 
@@ -140,10 +156,13 @@ def _set_damaged_aside():
     """Damaged circuit and score files become `.damaged`, and circuit files of runs stopped from
     outside (status `cancelled`) `.cancelled`, before planning, so that they rerun. In the main
     process only: a cluster job's own Snakemake must not move its inputs away."""
+    from functools import lru_cache
     from benchmark.damaged import check_not_cancelled, check_scores, quarantine
     from benchmark.evaluate import COLUMNS
-    from benchmark.score_stage import read_circuit
-    checks = [(path, lambda p=path, t=run["task"]: check_not_cancelled(read_circuit(p, t), p))
+    from benchmark.score_stage import graph_of_summary, read_circuit
+    graph = lru_cache(maxsize=None)(lambda t: graph_of_summary(f"{RESULTS}/tasks/{t}.json"))
+    checks = [(path, lambda p=path, t=run["task"]:
+               check_not_cancelled(read_circuit(p, t, graph(t)), p))
               for path, run in RUNS.items()]
     checks += [(score_path(*g), lambda p=score_path(*g): check_scores(p, COLUMNS))
                for g in GROUPS]
@@ -192,5 +211,7 @@ onstart:
     # A local run's jobs hand their stage to one warm process that forks a worker per job,
     # instead of each importing torch, scipy and transformers (benchmark/job_server.py).
     # CIRCUITBENCH_JOB_SERVER=off runs every job in its own process instead.
+    if workflow.is_main_process:
+        claim(RESULTS, CONFIGS)  # this results folder is this config's (benchmark/results_folder.py)
     if workflow.is_main_process and workflow.local_exec and os.environ.get(JOB_SERVER) != "off":
         start_job_server(f"{RESULTS}/logs/job_server.log")

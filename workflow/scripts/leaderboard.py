@@ -4,5 +4,5 @@ from benchmark.job_server import run_stage  # noqa: E402
 
 sm = snakemake  # noqa: F821
 redirect(sm)
-run_stage("benchmark.pipeline:leaderboard_job", list(sm.input), sm.params.out_dir,
+run_stage("benchmark.leaderboard:leaderboard_job", list(sm.input), sm.params.out_dir,
           dict(sm.params.config), threads=sm.threads)
