@@ -64,7 +64,8 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
                 ablated: torch.Tensor | None = None, *, record: Recording | None = None,
                 start: Recording | None = None, start_group: int = 0,
                 embeddings: tuple | None = None,
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None,
+                checkpoint_layers: bool = False) -> torch.Tensor:
     """Outputs [B, S, n_outputs] of `model` on `tokens` with edges weighted by `mask`.
 
     mask: None (every edge kept), [n_edges] or [B, n_edges], canonical edge order.
@@ -74,9 +75,17 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
     embeddings: override the input writers' outputs (EAP-IG interpolates them).
     attention_mask: [B, S], 1 at real tokens, 0 at padding (LMs); passed on to
         `model.attention` and `model.unembed` with the model's own context (run_context).
+    checkpoint_layers: with autograd on, keep only the writers' outputs of each attention or
+        MLP block and recompute its input and inside in the backward pass (activation
+        checkpointing per block: memory for the biggest models, one more forward in time).
+        Its group inputs are then not recorded.
     """
     graph = graph_of(model)
     ctx = run_context(model, tokens, attention_mask)
+    checkpointed = checkpoint_layers and torch.is_grad_enabled()
+    if checkpointed and record is not None and record.keep_inputs:
+        raise ValueError("run_circuit: checkpoint_layers keeps no group inputs to record; "
+                         "pass a Recording(keep_inputs=False) or no recording")
     if start is not None:
         writers = list(start.writers[:graph.groups[start_group].n_writers_before])
     else:
@@ -104,23 +113,44 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
                 resid = writers[w] if resid is None else resid + writers[w]
             n_summed = group.n_writers_before
             x = resid.unsqueeze(0).expand(len(group.ports), -1, -1, -1)
+        elif checkpointed and group.kind != "logits":
+            from torch.utils.checkpoint import checkpoint
+            m = _group_mask(group, mask_rows, writers[0])
+
+            def block(*inputs, group=group, m=m):
+                return _block(model, group, _masked_sum(m, ablated, *inputs), ctx)
+            new = checkpoint(block, *writers[:group.n_writers_before], use_reentrant=False,
+                             preserve_rng_state=False)
+            writers.extend(new)
+            continue
         else:
             x = group_input(group, writers, mask_rows, ablated, stacked)  # [P, B, S, D]
         if record is not None and record.keep_inputs:
             record.group_inputs[g] = x
-        if group.kind == "attn":
-            p, b, s, d = x.shape
-            qkv = x.view(model.n_heads, 3, b, s, d)
-            heads = model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **ctx)
-            new = heads.unbind(0)
-        elif group.kind == "mlp":
-            new = (model.mlp(group.layer, x[0]),)
-        else:
+        if group.kind == "logits":
             return model.unembed(x[0], **ctx)
+        new = _block(model, group, x, ctx)
         if stacked is not None:
             stacked[len(writers):len(writers) + len(new)] = torch.stack(new)
         writers.extend(new)
     raise AssertionError("graph has no logits group")
+
+
+def _block(model, group: ReaderGroup, x: torch.Tensor, ctx: dict) -> tuple:
+    """The new writers' outputs of an attention or MLP group from its input [P, B, S, D]."""
+    if group.kind == "attn":
+        p, b, s, d = x.shape
+        qkv = x.view(model.n_heads, 3, b, s, d)
+        return model.attention(group.layer, qkv[:, 0], qkv[:, 1], qkv[:, 2], **ctx).unbind(0)
+    return (model.mlp(group.layer, x[0]),)
+
+
+def _group_mask(group: ReaderGroup, mask_rows, like: torch.Tensor) -> torch.Tensor:
+    """The group's mask [Bm, W, P] (ones [1, W, P] for the full circuit) in `like`'s dtype."""
+    if mask_rows is None:
+        return torch.ones(1, group.n_writers_before, len(group.ports), dtype=like.dtype,
+                          device=like.device)
+    return mask_rows[:, group.edge_index.to(mask_rows.device)].to(like.dtype)
 
 
 def group_input(group: ReaderGroup, writers, mask_rows, ablated,
@@ -128,18 +158,30 @@ def group_input(group: ReaderGroup, writers, mask_rows, ablated,
     """Every port's input [P, B, S, D]: sum_w mask[w, p] * clean_w + (1 - mask) * ablated_w.
 
     Written as one matrix product over writers for speed; its sum over a short writer axis runs
-    in writer order, which the exactness tests pin down.
+    in writer order, which the exactness tests pin down. With autograd on, the product's
+    stacked copy of the writers is not kept for the backward pass (one per group: memory
+    quadratic in depth): the sum is recomputed there from the writers, which the graph holds
+    anyway, with the very same operations, so the gradients are bit for bit those of the
+    plain product (non-reentrant checkpointing of this one function).
     """
-    n_w, n_p = group.n_writers_before, len(group.ports)
-    clean = torch.stack(writers[:n_w]) if stacked is None else stacked[:n_w]  # [W, B, S, D]
-    if mask_rows is None:
-        m = torch.ones(1, n_w, n_p, dtype=clean.dtype, device=clean.device)
-    else:
-        m = mask_rows[:, group.edge_index.to(mask_rows.device)].to(clean.dtype)  # [Bm, W, P]
+    n_w, m = group.n_writers_before, _group_mask(group, mask_rows, writers[0])
+    if stacked is not None:
+        return _masked_sum(m, ablated, stacked[:n_w])
+    if not torch.is_grad_enabled():
+        return _masked_sum(m, ablated, *writers[:n_w])
+    from torch.utils.checkpoint import checkpoint
+    return checkpoint(_masked_sum, m, ablated, *writers[:n_w], use_reentrant=False,
+                      preserve_rng_state=False)
+
+
+def _masked_sum(m: torch.Tensor, ablated: torch.Tensor | None, *clean) -> torch.Tensor:
+    """sum_w m[., w, p] * clean_w + (1 - m[., w, p]) * ablated_w; `clean` is the writers'
+    outputs, or one [W, B, S, D] tensor of them."""
+    clean = clean[0] if len(clean) == 1 and clean[0].dim() == 4 else torch.stack(clean)
     x = _weighted_sum(m, clean)
     if ablated is not None:
         # with every mask at 1 this adds an exact zero
-        x = x + _weighted_sum(1 - m, ablated[:n_w])
+        x = x + _weighted_sum(1 - m, ablated[:len(clean)])
     return x
 
 

@@ -211,6 +211,11 @@ class Adapter:
                      for k, v in values.items()}
         return cls.Params(**converted)
 
+    @classmethod
+    def check_device(cls, params, device: str) -> None:
+        """Raise ValueError when `params` cannot run on `device` (e.g. a dtype it lacks):
+        called when a config is planned, before any job runs."""
+
     def run(self, problem: Problem, params) -> Discovery:
         """discover() with wall time measured and the output checked against the graph."""
         torch.manual_seed(problem.seed)

@@ -77,6 +77,9 @@ LAZY_FACTOR = 4            # precompute whole-split outputs up to 4x the rows tr
 SETTLE_CHECK = 25          # steps between checks of the thresholded circuit (info: settled_step)
 
 
+AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class EdgePruning(Adapter):
     name = "edge_pruning"
     version = "1"
@@ -106,6 +109,11 @@ class EdgePruning(Adapter):
         sample_per_example: bool = True
         node_masks: bool = False
         progress: bool = False         # tqdm bar over the training steps
+        # memory for big models: recompute each block in the backward pass (one more forward),
+        # and the model's matmuls in bf16/fp16 (the masks, their optimiser and the metric stay
+        # float32)
+        checkpoint_layers: bool = False
+        autocast: str = param("none", choices=AUTOCAST)
 
     # Bhaskar et al.'s Tracr settings (zero ablation), as overrides of the defaults above; one
     # setting per task, for every seed. xproportion uses target 1.0 instead of the paper's 0.92
@@ -115,11 +123,21 @@ class EdgePruning(Adapter):
         "xproportion": {"steps": 720, "mask_lr": 1.0, "lambda_lr": 1e-4, "target_sparsity": 1.0},
     }
 
+    @classmethod
+    def check_device(cls, params, device: str) -> None:
+        check_autocast(params, device)
+
     def discover(self, problem: Problem, p) -> Discovery:
         _check(p)
+        check_autocast(p, problem.device)
         graph, data, dev = problem.graph, problem.data, problem.device
         n, n_edges, n_writers = len(data), graph.n_edges, len(graph.writers)
         gen = torch.Generator(device="cpu").manual_seed(int(problem.seed))
+        # the hard-concrete noise is drawn on the masks' device (a CPU generator cannot fill a
+        # CUDA tensor, and a copy per step would cost a transfer); on the CPU it is `gen`
+        # itself, so CPU runs draw exactly what they did before
+        noise = gen if torch.device(dev).type == "cpu" else \
+            torch.Generator(device=dev).manual_seed(int(problem.seed))
 
         # training draws at most steps x batch_size rows: on a much larger split, the full
         # model's and the ablated outputs are computed for each batch as drawn, not for the
@@ -154,18 +172,20 @@ class EdgePruning(Adapter):
         bar = tqdm(range(p.steps), desc="edge pruning", disable=not p.progress, leave=False)
         for step in bar:
             idx = torch.randint(0, n, (p.batch_size,), generator=gen)
-            u = torch.rand(rows, n_edges, generator=gen).clamp_(EPS, 1 - EPS).to(dev)
+            u = torch.rand(rows, n_edges, generator=noise, device=dev).clamp_(EPS, 1 - EPS)
             mask = _sample(log_alpha, u, p)
             density = _density(log_alpha, p)
             if p.node_masks:
-                un = torch.rand(rows, n_writers, generator=gen).clamp_(EPS, 1 - EPS).to(dev)
+                un = torch.rand(rows, n_writers, generator=noise, device=dev).clamp_(EPS, 1 - EPS)
                 mask = mask * _sample(node_alpha, un, p)[:, node_of_edge]
                 density = density * _density(node_alpha, p)[node_of_edge]
             if not p.sample_per_example:
                 mask = mask[0]
             idx = idx.to(dev)
-            out = problem.forward(data.clean[idx], mask, ablation.rows(idx))
-            metric = problem.metric(_full_rows(problem, full, idx), out)
+            with _autocast(p, dev):
+                out = problem.forward(data.clean[idx], mask, ablation.rows(idx),
+                                      checkpoint_layers=p.checkpoint_layers)
+            metric = problem.metric(_full_rows(problem, full, idx), out.float())
             sparsity = 1 - density.mean()
             target = p.target_sparsity * (min(1.0, step / warmup) if warmup > 0 else 1.0)
             gap = sparsity - target
@@ -278,6 +298,21 @@ class _Ablation:
             return self.cache[:, idx]
         data = self.problem.data
         return self.problem.ablated(Split(data.clean[idx], data.corrupted[idx]))
+
+
+def _autocast(p, device):
+    """torch.autocast for the masked forward, or nothing (p.autocast "none")."""
+    dtype = AUTOCAST[p.autocast]
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
+def check_autocast(p, device: str) -> None:
+    """Fail before any run where the device cannot compute in p.autocast's dtype natively."""
+    if p.autocast == "bf16" and torch.device(device).type == "cpu" and not (
+            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        raise ValueError("edge_pruning: autocast bf16 on a CPU without bf16 instructions "
+                         "(AVX512-BF16 or AMX) runs emulated and slow; use autocast: none here, "
+                         "or a GPU")
 
 
 def _check(p) -> None:

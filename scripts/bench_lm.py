@@ -11,7 +11,8 @@ Passes (all on one batch; the graph model wraps the same HF model, whose weights
                         masked runs, so both backpropagate through every layer to the inputs
                         only); the loss is next-token cross-entropy
   masked fwd+bwd        a continuous mask of ones requiring grad, zero or resample ablation (the
-                        ablated outputs computed once, outside the timed pass); the same loss
+                        ablated outputs computed once, outside the timed pass); the same loss;
+                        also with `checkpoint_layers` (each block recomputed in the backward)
   EAP                   `methods.eap.EAP().discover` on a `Problem` of the batch (batch_size 8,
                         zero or resample ablation): 1 clean forward, 1 corrupted forward
                         (resample only), 1 forward+backward
@@ -34,9 +35,12 @@ timing starts, so they never overlap a timed run), one first run after the pass'
 Edge Pruning's peak is that of the whole 1-step run (its set-up's outputs stay resident in a real
 run too).
 Targets (issue): masked forward <= 2x plain forward; masked fwd+bwd, EAP and one Edge Pruning step
-<= 3x plain fwd+bwd.
+<= 3x plain fwd+bwd. `--depth` prints instead the peak memory per token of the masked fwd+bwd at
+2, 4, 8 and 12 layers (GPT-2 at d 768: it must grow linearly in depth) and what a line through
+them predicts for Llama 1B, 7B and 13B shapes.
 
     python scripts/bench_lm.py [--threads 1] [--repeats 5] [--device cuda] [--ep-steps 10]
+    python scripts/bench_lm.py --depth
 """
 from __future__ import annotations
 
@@ -55,6 +59,11 @@ CONFIGS = {"tiny_gpt2 (trained)": {"trained": "tiny_gpt2"},
            "gpt2 2 layers, d 768 (random init)": {"n_layer": 2}}
 BATCH, SEQ = 8, 16
 EP_STEP = "Edge Pruning step (resample)"
+CKPT = "masked fwd+bwd (zero, checkpointed)"
+# Llama shapes the per-token memory is extrapolated to: (layers, heads, d_model)
+LLAMA_SHAPES = {"Llama 1B (3.2-1B)": (16, 32, 2048), "Llama 7B (2-7B)": (32, 32, 4096),
+                "Llama 13B (2-13B)": (40, 40, 5120)}
+DEPTHS = (2, 4, 8, 12)
 EP_CLOCK = "  (step, loop clock)"
 
 
@@ -70,6 +79,7 @@ def _rows(ep_steps: int) -> list[tuple[str, str, float | None]]:
             ("masked forward", "plain forward", 2.0),
             (fb, fb, None),
             ("masked fwd+bwd (zero)", fb, 3.0), ("masked fwd+bwd (resample)", fb, 3.0),
+            (CKPT, fb, None),
             ("EAP (zero)", fb, 3.0), ("EAP (resample)", fb, 3.0),
             (EP_STEP, fb, 3.0), (EP_CLOCK, fb, None),
             (_ep_runs(ep_steps)[0], fb, None)]
@@ -82,10 +92,15 @@ def _rss_kb(field: str) -> int:
 
 def _peak_mb(config: str, pass_name: str, args) -> float:
     """Peak memory growth (MB) of one run of a pass, in a fresh interpreter."""
+    # glibc's dynamic mmap threshold keeps freed blocks of up to 32 MB in the heap, so the peak
+    # resident set would count the allocator's fragmentation from the backward pass's transient
+    # tensors (measured: 755 MB for the masked fwd+bwd whose live tensors peak at 534 MB); a
+    # fixed threshold returns every block over 128 KB on free, so the peak follows the tensors
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
     out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
                           "--device", args.device, "--cache", args.cache,
                           "--ep-steps", str(args.ep_steps), "--memory", config, pass_name],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, env=env)
     if out.returncode:
         raise RuntimeError(f"memory of {pass_name!r} on {config!r} failed:\n{out.stderr[-3000:]}")
     return float(out.stdout.split()[-1])
@@ -145,13 +160,14 @@ def passes(hf, model, ids, corrupted, ep_steps: int, clock: dict | None = None) 
         embeds = hf.get_input_embeddings()(ids).detach().requires_grad_()
         _loss(hf(inputs_embeds=embeds).logits, ids).backward()
 
-    def masked_fwd_bwd(ablation):
+    def masked_fwd_bwd(ablation, checkpoint_layers=False):
         with torch.no_grad():  # computed once, outside the timed pass (a method caches it too)
             ablated = ablated_outputs(model, ablation, ids, corrupted)
 
         def run():
             mask = torch.ones(n, device=device, requires_grad=True)
-            _loss(run_circuit(model, ids, mask, ablated), ids).backward()
+            out = run_circuit(model, ids, mask, ablated, checkpoint_layers=checkpoint_layers)
+            _loss(out, ids).backward()
         return run
 
     def eap(ablation):
@@ -172,6 +188,7 @@ def passes(hf, model, ids, corrupted, ep_steps: int, clock: dict | None = None) 
             "plain fwd+bwd": lambda: plain_fwd_bwd,
             "masked fwd+bwd (zero)": lambda: masked_fwd_bwd("zero"),
             "masked fwd+bwd (resample)": lambda: masked_fwd_bwd("resample"),
+            CKPT: lambda: masked_fwd_bwd("zero", checkpoint_layers=True),
             "EAP (zero)": lambda: eap("zero"), "EAP (resample)": lambda: eap("resample"),
             one: lambda: edge_pruning(1), more: lambda: edge_pruning(1 + ep_steps)}
 
@@ -243,6 +260,39 @@ def bench(config: str, args) -> None:
           "\n   Ratios: forward rows / plain forward, the others / plain fwd+bwd.)")
 
 
+def depth_scaling(args) -> None:
+    """Peak memory per token of the masked fwd+bwd (zero ablation) on GPT-2 configs of 2 to 12
+    layers at d 768, and what a linear fit in depth predicts for Llama shapes."""
+    rows = {}
+    for layers in DEPTHS:
+        name = f"gpt2 {layers} layers, d 768 (random init)"
+        CONFIGS.setdefault(name, {"n_layer": layers})
+        rows[layers] = {k: _peak_mb(name, k, args) / (BATCH * SEQ)
+                        for k in ("plain fwd+bwd", "masked fwd+bwd (zero)", CKPT)}
+    print(f"\nPeak memory per token (MB), batch {BATCH} x {SEQ}, GPT-2 at d 768, 12 heads:")
+    print(f"  {'layers':>6s} {'plain fwd+bwd':>14s} {'masked':>8s} {'ratio':>6s} "
+          f"{'checkpointed':>13s} {'ratio':>6s}")
+    for layers, r in rows.items():
+        plain, masked, ckpt = r["plain fwd+bwd"], r["masked fwd+bwd (zero)"], r[CKPT]
+        print(f"  {layers:6d} {plain:14.3f} {masked:8.3f} {masked / plain:6.2f} "
+              f"{ckpt:13.3f} {ckpt / plain:6.2f}")
+    # per layer and per (port x d_model): the slope of a least-squares line in depth
+    xs = list(rows)
+    print("  Extrapolated (the slope per layer scaled by (3 heads + 1 MLP port) x d_model of the "
+          "shape, the intercept by its d_model; weights and vocabulary left out):")
+    for key, label in (("masked fwd+bwd (zero)", "masked"), (CKPT, "checkpointed")):
+        ys = [rows[x][key] for x in xs]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        unit = slope / ((3 * 12 + 1) * 768)  # MB per token per port-dimension and layer
+        base = (my - slope * mx) / 768
+        print(f"  {label}: {slope:.3f} MB per token per layer at GPT-2 small's shape")
+        for shape, (layers, heads, d) in LLAMA_SHAPES.items():
+            per_token = unit * layers * (3 * heads + 1) * d + base * d
+            print(f"    {shape:20s} {layers} layers x {heads} heads, d {d}: "
+                  f"{per_token:8.1f} MB per token, {per_token:.1f} GB per 1,024 tokens")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (machine shared)")
@@ -258,6 +308,9 @@ def main() -> None:
                         metavar="CONFIG", help=f"any of {list(CONFIGS)}")
     parser.add_argument("--memory-jobs", type=int, default=2,
                         help="fresh interpreters measuring memory at a time (before timing)")
+    parser.add_argument("--depth", action="store_true",
+                        help="only the per-token memory at 2, 4, 8 and 12 layers, extrapolated "
+                             "to Llama 1B, 7B and 13B")
     parser.add_argument("--memory", nargs=2, metavar=("CONFIG", "PASS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if min(args.ep_steps, args.memory_jobs) < 1:
@@ -266,7 +319,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     if args.memory:
-        return _measure_memory(*args.memory, args)
+        config = args.memory[0]
+        if config not in CONFIGS and config.startswith("gpt2 ") and " layers, d 768" in config:
+            CONFIGS[config] = {"n_layer": int(config.split()[1])}
+        return _measure_memory(config, args.memory[1], args)
+    if args.depth:
+        return depth_scaling(args)
     device = torch.device(args.device)
     where = (f"CUDA ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
              else "CPU")

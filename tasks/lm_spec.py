@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DTYPES = ("float32", "bfloat16", "float16")  # what a model's weights may be loaded in
+
 
 @dataclass(frozen=True)
 class LMSpec:
@@ -39,6 +41,9 @@ class LMSpec:
                              "or `train_tasks` to train it here")
         if "@" in self.name:
             raise ValueError(f"language model {self.name!r}: '@' separates task and model")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"language model {self.name!r}: unknown dtype {self.dtype!r}; "
+                             f"known: {', '.join(DTYPES)}")
         for task, _ in self.published:
             if task not in self.tasks:
                 raise ValueError(f"language model {self.name!r}: a published circuit for "

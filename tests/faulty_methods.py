@@ -80,6 +80,7 @@ class Hogs(_Faulty):
     @dataclass(frozen=True)
     class Params:
         batch_size: int = 64  # the error then says which batch size to try
+        checkpoint_layers: bool = False  # ... and that checkpointing is there to try
 
     def discover(self, problem, params):
         torch.ones(8 * 2**30, dtype=torch.float64)

@@ -148,3 +148,29 @@ def test_reverse_preset_recovers_zero_ground_truth(get_task):
     result, _, _ = discover(task, "edge_pruning", n=1000, seed=0, ablation="zero")
     assert result.circuit == task.ground_truth("zero")
     assert result.info["binary_fraction"] == 1.0
+
+
+def test_checkpointing_and_autocast_options(get_task):
+    """checkpoint_layers recomputes blocks (the same circuit as without); bf16 autocast runs
+    with float32 masks where the CPU has bf16 instructions, and is refused clearly elsewhere."""
+    import torch
+
+    from benchmark.discover import discover
+    from methods.edge_pruning import EdgePruning, check_autocast
+    task = get_task("xproportion")
+    base = dict(steps=60, batch_size=8)
+    plain, _, _ = discover(task, "edge_pruning", base, n=64, seed=0)
+    ckpt, _, _ = discover(task, "edge_pruning", dict(base, checkpoint_layers=True), n=64, seed=0)
+    assert ckpt.circuit == plain.circuit
+    assert ckpt.info["train_metric_last"] == pytest.approx(plain.info["train_metric_last"],
+                                                           rel=1e-5, abs=1e-7)
+    params = EdgePruning.params(autocast="bf16")
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        check_autocast(params, "cpu")
+        half, _, _ = discover(task, "edge_pruning", dict(base, autocast="bf16"), n=64, seed=0)
+        assert half.info["edges_kept"] >= 1
+    else:
+        with pytest.raises(ValueError, match="autocast bf16 on a CPU without bf16"):
+            check_autocast(params, "cpu")
+    with pytest.raises(ValueError, match="autocast"):
+        EdgePruning.params(autocast="fp8")

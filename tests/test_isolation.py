@@ -72,6 +72,7 @@ def test_memory_limit_gives_oom(faulty, dataset, task_cache, tmp_path):
     assert record["status"] == "oom", record["error"]
     assert "memory limit 4000 MB" in record["error"]
     assert "batch_size is 64: try 16" in record["error"]
+    assert "or checkpoint_layers: true" in record["error"]
 
 
 def test_a_sigkill_reads_oom_only_when_memory_says_so():

@@ -112,13 +112,14 @@ def _check_names(study, block):
                              f"methods: {', '.join(METHODS.names())}")
         for values in _expand_grid(grid):
             try:
-                cls.params(**values)
+                cls.check_device(cls.params(**values), config["device"])
             except ValueError as err:
                 raise ValueError(f"config studies.{study}.methods.{m}: {err}") from None
 
 
 def _check_device(device):
-    """Fail at config time, not in the first job, on a device this machine does not have."""
+    """Fail at config time, not in the first job, on a device this machine does not have.
+    resolve_device asks NVML, so this process does not initialise CUDA (DESIGN.md §11)."""
     from benchmark.discover import resolve_device
     try:
         resolve_device(device)
