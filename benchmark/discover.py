@@ -20,17 +20,28 @@ def list_methods() -> list[str]:
 
 
 def resolve_device(device: str | None) -> torch.device:
+    """The torch device `device` names ("auto": cuda when there is one), checked against this
+    machine without initialising CUDA here (NVML, benchmark.lm_load.cuda_device_count): the
+    discover stage's parent, the CLI and the workflow's config check call it before a child
+    that may fork, or use CUDA itself."""
+    from benchmark.lm_load import cuda_device_count
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
-                         "use --device cpu")
+        return torch.device("cuda" if cuda_device_count() else "cpu")
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device {device!r}: {err}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        count = cuda_device_count()
+        if not count:
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {device!r} asked for, but torch sees {count} CUDA "
+                             f"device(s): cuda:0 to cuda:{count - 1}")
+    return dev
 
 
 def make_problem(task: Task, n: int, seed: int, ablation: str, device: torch.device,
@@ -97,10 +108,10 @@ def _discover_child(task_name: str, cache: str, dataset: str, adapter: str, para
     from benchmark import load_task
     from benchmark.datasets import load_dataset
     torch.set_num_threads(max(1, threads))
-    task = load_task(task_name, cache=cache)
+    dev = resolve_device(device)
+    task = load_task(task_name, cache=cache, device=str(dev))  # straight onto the device
     adapter_cls = _import_adapter(adapter)
     p = adapter_cls.params(task_name, **params)
-    dev = resolve_device(device)
     discovery = load_dataset(dataset, task_name, n, seed).discovery
     problem = make_problem(task, n, seed, ablation, dev, discovery=discovery)
     result = adapter_cls().run(problem, p)
@@ -121,8 +132,11 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     `timeout_s`, exceed `mem_mb`, exit, get killed) ends as a circuit file with a status:
     `ok`, `failed`, `timeout` or `oom`, and the cause in `error`.
     fork: start the child as a copy of this process (benchmark.isolation), which must not have
-    computed with torch before; the workflow's job processes haven't. The task is loaded by the
-    child only, and here just when a failure record needs it."""
+    computed with torch before; the workflow's job processes haven't. Only on the CPU: a child
+    that uses CUDA is always spawned (a forked one cannot initialise CUDA if this process has),
+    and `device` is resolved here without initialising CUDA. mem_mb caps the child's address
+    space on the CPU, its share of the GPU's memory on a CUDA device (run_isolated). The task
+    is loaded by the child only, and here just when a failure record needs it."""
     from benchmark import load_task
     from benchmark.isolation import run_isolated
     from benchmark.datasets import DatasetError, ensure_dataset, load_dataset
@@ -131,6 +145,7 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     adapter_cls = METHODS.get(method)
     p = adapter_cls.params(task_name, **params)     # bad parameters fail the job, loudly
     dev = resolve_device(device)
+    fork = fork and dev.type == "cpu"
     try:
         load_dataset(dataset, task_name, n, seed)
     except DatasetError:  # rebuilt, which computes: the child can no longer be a fork
@@ -144,7 +159,7 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     outcome = run_isolated(_discover_child, dict(
         task_name=task_name, cache=cache, dataset=dataset, adapter=adapter_ref(method),
         params=params, ablation=ablation, n=n, seed=seed, device=str(dev), threads=threads),
-        timeout_s=timeout_s, mem_mb=mem_mb, start="fork" if fork else "spawn")
+        timeout_s=timeout_s, mem_mb=mem_mb, start="fork" if fork else "spawn", device=str(dev))
     if outcome.value is not None:
         record = outcome.value
     else:
@@ -157,6 +172,9 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
         error += (f"; this run's batch_size is {p.batch_size}: try {max(1, p.batch_size // 4)} "
                   f"(a method parameter: studies.<study>.methods.{method}.batch_size, or "
                   f"--batch_size)")
+        if getattr(p, "checkpoint_layers", True) is False:
+            error += (f", or checkpoint_layers: true (each block recomputed in the backward "
+                      f"pass: studies.<study>.methods.{method}.checkpoint_layers)")
     record.update(status=outcome.status, error=error, threads=threads,
                   source_hash=method_source_hash(method), timeout_s=timeout_s, mem_mb=mem_mb)
     atomic_write_json(out, record)

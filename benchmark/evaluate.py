@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from benchmark.circuit import ablated_outputs, run_circuit
+from benchmark.circuit import ablated_outputs, run_circuit, writer_outputs
 from benchmark.conventions import CONVENTIONS, NODE_CONVENTIONS
 from benchmark.metrics import agreement, faithfulness_name, faithfulness_per_example
 from benchmark.scoring import (head_scores, heads_of, is_head, overlap, ranked, ranking_counts,
@@ -67,45 +67,89 @@ def evaluate_circuit(task, edges, split, ablation: str, full=None, *, ablated=No
     if out is None:
         if ablated is None:
             ablated = ablated_outputs(model, ablation, tokens, split.corrupted)
-        out = run_circuit(model, tokens, task.graph.mask_from_edges(edges), ablated)
+        out = run_circuit(model, tokens, task.graph.mask_from_edges(edges).to(full.device),
+                          ablated)
+    return _with_interval(*_measures(task, full, out, split), interval)
+
+
+def _measures(task, full, out, split) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(the row's measures, faithfulness numerator and denominator per example)."""
     num, den = faithfulness_per_example(full, out, task.output_kind, task.partial)
     row = {"faithfulness": float(num.sum() / den.sum().clamp(min=1)),
            "agreement": agreement(full, out, task.output_kind, task.numerical_atol,
                                   task.partial),
            **task.extra_metrics(full, out, split)}
+    return row, num.cpu(), den.cpu()
+
+
+def _with_interval(row: dict, num, den, interval: bool) -> dict:
+    row = dict(row)
     if interval:
         row["faithfulness_ci_low"], row["faithfulness_ci_high"] = ratio_interval(
-            num.cpu().numpy(), den.cpu().numpy())
+            num.numpy(), den.numpy())
     return row
 
 
 class SplitEvaluator:
     """Evaluates circuits on one evaluation split under one ablation, computing the full model's
-    and the ablated outputs once, and each distinct edge set's masked forward once: a ranking's
-    `top=k` and `sparsity=s` circuits often coincide, and every record has the same empty one."""
+    outputs once, and each distinct edge set's measures once: a ranking's `top=k` and
+    `sparsity=s` circuits often coincide, and every record has the same empty one.
 
-    def __init__(self, task, split, ablation: str):
+    Forwards run on the task's device in batches of `batch_size` examples (at most the task's
+    `forward_batch`): a GPU holds one batch's masked forward, not the whole split's. Outputs
+    are per example, so the batches' outputs, concatenated, are the whole split's, and every
+    measure (per-example KL, its bootstrap over examples) is computed on them as before. Only
+    the measures are kept per edge set, not the outputs ([N, 2, vocab] on an LM)."""
+
+    def __init__(self, task, split, ablation: str, batch_size: int = 1000):
         self.task, self.split, self.ablation = task, split, ablation
+        size = max(1, min(batch_size, getattr(task, "forward_batch", batch_size)))
+        self.batches = list(split.batches(size))
         with torch.no_grad():
-            self.full = task.model(split.clean)
-            self.ablated = ablated_outputs(task.model, ablation, split.clean, split.corrupted)
-        self._outputs: dict[frozenset, torch.Tensor] = {}
+            self.full = torch.cat([task.model(b.clean) for b in self.batches])
+            self._ablated = _kept_ablated(task.model, ablation, split, self.batches)
+        self._rows: dict[frozenset, tuple] = {}
+
+    def ablated(self, i: int):
+        """What removed edges carry in batch i: kept (`_kept_ablated`), or recomputed."""
+        if self._ablated is not None:
+            return self._ablated[i]
+        b = self.batches[i]
+        return ablated_outputs(self.task.model, self.ablation, b.clean, b.corrupted)
 
     @torch.no_grad()
     def __call__(self, edges: frozenset, interval: bool = False) -> dict:
-        if edges not in self._outputs:
-            self._outputs[edges] = run_circuit(self.task.model, self.split.clean,
-                                               self.task.graph.mask_from_edges(edges),
-                                               self.ablated)
-        return evaluate_circuit(self.task, edges, self.split, self.ablation, self.full,
-                                interval=interval, out=self._outputs[edges])
+        if edges not in self._rows:
+            mask = self.task.graph.mask_from_edges(edges).to(self.full.device)
+            out = torch.cat([run_circuit(self.task.model, b.clean, mask, self.ablated(i))
+                             for i, b in enumerate(self.batches)])
+            self._rows[edges] = _measures(self.task, self.full, out, self.split)
+        return _with_interval(*self._rows[edges], interval)
+
+
+def _kept_ablated(model, ablation: str, split, batches) -> list | None:
+    """The ablated outputs of each batch, when kept: zero ablation's None; mean ablation's
+    mean over the whole split (one row; over several batches summed in float64); resample
+    ablation's when the split is one batch. None for resample over several batches, which is
+    recomputed per batch: every writer's output over a whole split ([W, N, S, D], 8 GB for
+    GPT-2 small at 1,000 prompts) would take the memory batching frees."""
+    if len(batches) == 1 or ablation == "zero":
+        return [ablated_outputs(model, ablation, split.clean, split.corrupted)] * len(batches)
+    if ablation != "mean":
+        return None
+    total = 0
+    for b in batches:
+        outputs = writer_outputs(model, b.clean)
+        total = total + outputs.double().sum(dim=1, keepdim=True)
+    return [(total / len(split)).to(outputs.dtype)] * len(batches)
 
 
 def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_examples=1000,
-                 config_hash: str = "", evaluators: dict | None = None) -> list[dict]:
+                 config_hash: str = "", evaluators: dict | None = None,
+                 batch_size: int = 1000) -> list[dict]:
     """Rows of one circuit file. `evaluators`: a dict shared by the records of one score job,
     which keeps the evaluation split per (n, seed) and a SplitEvaluator per (n, seed,
-    ablation) across them."""
+    ablation) across them. batch_size: examples per forward (SplitEvaluator)."""
     base = {
         "task": task.name, "method": record["method"],
         "params": json.dumps(record.get("params", {}), sort_keys=True),
@@ -131,7 +175,7 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
         return [_complete(base)]
     key = (record["n_examples"], record["seed"], record["ablation"])
     if key not in evaluators:
-        evaluators[key] = SplitEvaluator(task, ev, record["ablation"])
+        evaluators[key] = SplitEvaluator(task, ev, record["ablation"], batch_size)
     evaluate = evaluators[key]
     base["faithfulness_empty"] = evaluate(frozenset())["faithfulness"]
     views = {c: recovery_view(task, c) for c in task.conventions}

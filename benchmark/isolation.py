@@ -1,8 +1,9 @@
 """Run untrusted code (a method adapter) in a child process under hard limits.
 
 A method may hang, swallow exceptions, exit the interpreter, or allocate without bound. None of
-that may reach the benchmark: the child is its own process, its address space is capped with
-RLIMIT_AS, and it is killed (SIGKILL, not asked) at the wall-clock limit. Whatever happens
+that may reach the benchmark: the child is its own process, its memory is capped (its address
+space with RLIMIT_AS on the CPU; on a CUDA device its share of the GPU's memory, see
+`_cap_memory`), and it is killed (SIGKILL, not asked) at the wall-clock limit. Whatever happens
 becomes an `Outcome` with a status (`ok`, `failed`, `timeout`, `oom`, `cancelled`) and a cause;
 a death by SIGKILL reads `oom` only when memory says so (the child's peak near `mem_mb`, or an
 OOM kill counted by the memory cgroup), else `failed` with the signal.
@@ -19,6 +20,7 @@ The child is a fresh interpreter (`spawn`) unless the caller asks for `fork`: a 
 that has imported torch (and transformers) but computed nothing starts in milliseconds instead of
 the seconds those imports take in every job. Only such a parent may fork: after torch has run an
 OpenMP parallel region, a forked child hangs at its first one (measured: torch 2.13, libgomp).
+A child that uses CUDA is spawned: a forked one cannot initialise CUDA once the parent has.
 """
 from __future__ import annotations
 
@@ -36,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory")
+# "out of memory" also covers torch.cuda.OutOfMemoryError ("CUDA out of memory. Tried to ...")
+OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory",
+               "cublas_status_alloc_failed")
 
 
 @dataclass
@@ -86,14 +90,34 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def _is_cuda(device: str | None) -> bool:
+    return bool(device) and str(device).startswith("cuda")
+
+
+def _cap_memory(mem_mb: int | None, device: str | None) -> None:
+    """Cap this process at `mem_mb`. On the CPU its address space (RLIMIT_AS). On a CUDA device
+    torch's share of that device's memory (mem_mb / its total, at most all of it) instead: the
+    CUDA driver reserves more address space than such caps (tens of GB), so CUDA would fail to
+    start under RLIMIT_AS; host memory is then the scheduler's to cap (the job's mem_mb)."""
+    if not mem_mb:
+        return
+    if _is_cuda(device):
+        import torch
+        dev = torch.device(device)
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, mem_mb * 2**20 / total), index)
+        return
+    limit = int(mem_mb) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _child(target: Callable[..., dict], kwargs: dict, result_path: str, mem_mb: int | None,
-           parent: int):
+           parent: int, device: str | None = None):
     os.setsid()  # a group of its own: the parent ends it whole, a terminal's Ctrl-C misses it
     _die_with(parent)
-    if mem_mb:
-        limit = int(mem_mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
+        _cap_memory(mem_mb, device)
         value, status, error = target(**kwargs), "ok", ""
     except (Exception, KeyboardInterrupt) as err:  # the method's result, reported with its cause
         traceback.print_exc()
@@ -103,7 +127,8 @@ def _child(target: Callable[..., dict], kwargs: dict, result_path: str, mem_mb: 
         if isinstance(err, KeyboardInterrupt):  # not a user's Ctrl-C: that reaches the parent
             error = "KeyboardInterrupt raised inside the method"
         if status == "oom":
-            error += f" (memory limit {mem_mb} MB; raise mem_mb or lower the batch size)"
+            which = "GPU memory" if _is_cuda(device) else "memory"
+            error += f" ({which} limit {mem_mb} MB; raise mem_mb or lower the batch size)"
     peak = _peak_rss_mb()
     payload = {"status": status, "error": error, "value": value, "peak_mem_mb": peak}
     try:
@@ -301,17 +326,22 @@ def _main_not_reimported():
 
 
 def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float | None,
-                 mem_mb: int | None = None, start: str = "spawn") -> Outcome:
+                 mem_mb: int | None = None, start: str = "spawn",
+                 device: str | None = None) -> Outcome:
     """`target(**kwargs)` in a child process; killed after `timeout_s` seconds (None: no limit).
 
     `target` must be importable by name (a module-level function) and return a JSON-able dict.
     start: "spawn" (a fresh interpreter) or "fork" (only from a parent that has not computed
-    with torch yet; see the module docstring). The child and everything it started have ended
-    when this returns or raises (KeyboardInterrupt is re-raised after). One run at a time per
-    process: a run's end kills every process below this one that was not its child before.
+    with torch yet, and never for a CUDA `device`; see the module docstring).
+    device: where the target computes; on a CUDA device `mem_mb` caps its GPU memory, not its
+    address space (`_cap_memory`). The child and everything it started have ended when this
+    returns or raises (KeyboardInterrupt is re-raised after). One run at a time per process:
+    a run's end kills every process below this one that was not its child before.
     """
     if start not in ("spawn", "fork"):
         raise ValueError(f"run_isolated: start must be 'spawn' or 'fork', not {start!r}")
+    if start == "fork" and _is_cuda(device):
+        raise ValueError("run_isolated: a child that uses CUDA must be spawned, not forked")
     ctx = multiprocessing.get_context(start)
     if start == "spawn":  # spawn's helper is a child of ours that must outlive the run
         from multiprocessing import resource_tracker
@@ -323,8 +353,8 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
     was_subreaper = set_subreaper(True)
     with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
         result_path = str(Path(tmp) / "result.json")
-        proc = ctx.Process(target=_child, args=(target, kwargs, result_path, mem_mb, me),
-                           daemon=True)
+        proc = ctx.Process(target=_child, daemon=True,
+                           args=(target, kwargs, result_path, mem_mb, me, device))
         began = time.perf_counter()
         try:
             with _main_not_reimported():
@@ -352,8 +382,9 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
         if not os.path.exists(result_path):
             counted = _oom_kills()
             oom_killed = oom_kills is not None and counted is not None and counted > oom_kills
-            status, error = _death_cause(proc.exitcode, peak_mb=peak, mem_mb=mem_mb,
-                                         oom_killed=oom_killed)
+            # a CUDA run's mem_mb is on the GPU: its host peak says nothing about it
+            status, error = _death_cause(proc.exitcode, peak_mb=peak, oom_killed=oom_killed,
+                                         mem_mb=None if _is_cuda(device) else mem_mb)
             return Outcome(status, error, None, wall, peak)
         with open(result_path) as f:
             payload = json.load(f)

@@ -29,8 +29,18 @@ def load_lm(name_or_path_or_model, device: str = "auto",
         check_supported(hf)
     else:
         hf = _from_pretrained(str(name_or_path_or_model), torch_dtype)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    device = ("cuda" if cuda_device_count() else "cpu") if device == "auto" else device
     return LMGraphModel(hf.to(device=device, dtype=torch_dtype))
+
+
+def cuda_device_count() -> int:
+    """CUDA devices torch can use, counted through NVML: asking the CUDA runtime would
+    initialise CUDA in this process, which then cannot fork a child that uses it (DESIGN.md
+    §11). PYTORCH_NVML_BASED_CUDA_CHECK=1 stays set, so that later availability checks here
+    (transformers' too) do not initialise it either. Here, not in benchmark.discover (whose
+    resolve_device uses it): every task's and model's code key covers this module."""
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def import_architectures() -> None:

@@ -15,16 +15,21 @@ CIRCUIT_FIELDS = ("task", "method", "params", "seed", "n_examples", "ablation", 
 
 
 def score_stage(task_name: str, cache: str, circuits: list[str], out: str, *,
-                sparsities, eval_examples: int, config_hash_: str = "") -> None:
+                sparsities, eval_examples: int, config_hash_: str = "", device: str = "cpu",
+                batch_size: int = 1000) -> None:
+    """Score every circuit file of one group on `device` (the config's: "auto" is cuda when
+    there is one), `batch_size` evaluation examples per forward. The scores do not depend on
+    the batch size (benchmark.evaluate.SplitEvaluator); the device changes the last digits."""
     from benchmark import load_task
+    from benchmark.discover import resolve_device
     from benchmark.evaluate import COLUMNS, score_record
-    task = load_task(task_name, cache=cache)
+    task = load_task(task_name, cache=cache, device=str(resolve_device(device)))
     rows, evaluators = [], {}
     for path in circuits:
         record = read_circuit(path, task_name, task.graph)
         rows.extend(score_record(task, record, sparsities=sparsities,
                                  eval_examples=eval_examples, config_hash=config_hash_,
-                                 evaluators=evaluators))
+                                 evaluators=evaluators, batch_size=batch_size))
     atomic_write_text(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
 
 

@@ -12,6 +12,7 @@ rule score:
         sparsities=config["sparsities"],
         kernels=KERNELS,
         eval_examples=config["eval_examples"],
+        device=config["device"],
         config_hash=SCORING_CONFIG_HASH,
         code=SCORING_KEY,
         task_key=lambda wc: task_key(wc.task),

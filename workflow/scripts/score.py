@@ -7,4 +7,4 @@ redirect(sm)
 run_stage("benchmark.score_stage:score_stage", sm.wildcards.task, sm.params.cache,
           list(sm.input.circuits), sm.output[0], sparsities=list(sm.params.sparsities),
           eval_examples=sm.params.eval_examples, config_hash_=sm.params.config_hash,
-          threads=sm.threads)
+          device=getattr(sm.params, "device", "cpu"), threads=sm.threads)
