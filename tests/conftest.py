@@ -125,6 +125,15 @@ def get_compiled(get_task, compilations):
     return get
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (ended, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def job_counts(output: str) -> dict[str, int]:
     """{rule: jobs} of Snakemake's first job stats table, the `all` target left out; {} when
     it prints none (nothing to do)."""

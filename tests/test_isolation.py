@@ -11,6 +11,7 @@ import pytest
 
 import faulty_methods
 from benchmark.datasets import dataset_stage
+from conftest import process_alive
 from benchmark.discover import discover_stage
 from benchmark.registry import METHODS
 
@@ -87,18 +88,12 @@ def test_a_sigkill_reads_oom_only_when_memory_says_so():
     assert status == "oom" and "out-of-memory killer" in error
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _leaked(pids) -> list[int]:
     """The processes a `leak()` started (and the method's own) still alive."""
     return [pid for line in pids.read_text().splitlines() for pid in map(int, line.split()[1:])
-            if _alive(pid)]
+            if process_alive(pid)]
 
 
 @pytest.mark.parametrize("method, status, timeout_s", [

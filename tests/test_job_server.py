@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.job_server import ENV
-from conftest import ROOT
+from conftest import ROOT, process_alive
 
 CLIENT = "from benchmark.job_server import run_stage; import sys; run_stage(*sys.argv[1:])"
 
@@ -86,7 +86,7 @@ def test_stopping_a_job_stops_its_worker(server, tmp_path):
     job.send_signal(signal.SIGTERM)
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 1 and "SIGTERM" in stderr
-    _wait_for(lambda: not _alive(worker), 10, "the worker to end")
+    _wait_for(lambda: not process_alive(worker), 10, "the worker to end")
     assert not out.exists()
 
 
@@ -97,7 +97,7 @@ def test_a_killed_job_takes_its_worker_along(server, tmp_path):
     worker = int(job.stdout.readline().split()[-1])
     job.kill()  # SIGKILL: nothing forwarded; the server sees the connection close
     job.wait()
-    _wait_for(lambda: not _alive(worker), 10, "the worker to end")
+    _wait_for(lambda: not process_alive(worker), 10, "the worker to end")
 
 
 def test_a_killed_worker_takes_its_methods_processes_along(server, tmp_path):
@@ -110,11 +110,11 @@ def test_a_killed_worker_takes_its_methods_processes_along(server, tmp_path):
     _wait_for(lambda: pids.exists() and pids.read_text().endswith("\n"), 60,
               "the method's processes")
     worker, *started = map(int, pids.read_text().split())
-    assert all(map(_alive, started))
+    assert all(map(process_alive, started))
     os.kill(worker, signal.SIGKILL)
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 1 and "SIGKILL" in stderr
-    _wait_for(lambda: not any(map(_alive, started)), 5, "the method's processes to end")
+    _wait_for(lambda: not any(map(process_alive, started)), 5, "the method's processes to end")
 
 
 def test_without_a_server_the_job_runs_its_stage_itself(tmp_path):
@@ -143,12 +143,6 @@ def test_the_server_dies_with_its_parent(tmp_path):
     _wait_for(lambda: "ready" in log.read_text(), what="the server's start-up")
     parent.kill()
     parent.wait()
-    _wait_for(lambda: not _alive(server_pid), 10, "the server to end")
+    _wait_for(lambda: not process_alive(server_pid), 10, "the server to end")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

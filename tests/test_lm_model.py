@@ -138,17 +138,23 @@ def test_each_port_feeds_only_its_own_head(models, family):
                 assert changed.tolist() == [h == head for h in range(model.n_heads)], (port, head)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_gradients_reach_a_continuous_mask(models, family):
-    hf, model = models(family, "small")
-    g = graph_of(model)
+def _resample_batch(model):
+    """Right-padded ids, their attention mask, resample-ablated outputs, and fixed weights of
+    a linear loss on the logits."""
     ids, paddings = _inputs(SIZES["small"]["vocab"])
-    am = paddings["right"]
     corrupted = torch.randint(1, SIZES["small"]["vocab"], ids.shape,
                               generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         ablated = ablated_outputs(model, "resample", ids, corrupted)
     weights = torch.randn(B, S, SIZES["small"]["vocab"], generator=torch.Generator().manual_seed(0))
+    return ids, paddings["right"], ablated, weights
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradients_reach_a_continuous_mask(models, family):
+    hf, model = models(family, "small")
+    g = graph_of(model)
+    ids, am, ablated, weights = _resample_batch(model)
     for abl, mask in ((None, torch.full((g.n_edges,), 0.7)), (ablated, torch.ones(B, g.n_edges))):
         mask.requires_grad_()
         out = run_circuit(model, ids, mask, abl, attention_mask=am)
@@ -228,13 +234,7 @@ def test_memory_saving_paths_give_the_same_gradients(models, family, monkeypatch
     from benchmark import circuit
     hf, model = models(family, "small")
     g = graph_of(model)
-    ids, paddings = _inputs(SIZES["small"]["vocab"])
-    am = paddings["right"]
-    corrupted = torch.randint(1, SIZES["small"]["vocab"], ids.shape,
-                              generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        ablated = ablated_outputs(model, "resample", ids, corrupted)
-    weights = torch.randn(B, S, SIZES["small"]["vocab"], generator=torch.Generator().manual_seed(0))
+    ids, am, ablated, weights = _resample_batch(model)
     masks = torch.rand(B, g.n_edges, generator=torch.Generator().manual_seed(1))
     for abl, mask in ((None, masks[0]), (ablated, masks)):
         out, grad = _mask_grads(model, ids, mask, abl, am, weights)
