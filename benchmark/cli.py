@@ -80,17 +80,14 @@ def cmd_compile(args) -> int:
 def _check_writable(path, option: str = "--out", folder: bool = False) -> None:
     """Fail before any work when a file (or a folder to write files in) cannot be written: not
     after minutes of compiling or discovery, and as one line, not a traceback."""
+    from benchmark.results_folder import cannot_write
     target = Path(path).resolve()
-    where = target if folder else target.parent
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-        if not folder and target.is_dir():
-            raise IsADirectoryError(f"{path} is a folder")
-        tempfile.TemporaryFile(dir=where).close()
-    except OSError as err:
+    why = ("it is a folder" if not folder and target.is_dir() else
+           cannot_write(target if folder else target.parent))
+    if why:
         fix = "choose a writable folder (--cache DIR)" if folder else \
             "choose a writable file path"
-        raise ValueError(f"{option} {path}: cannot write there ({err}); {fix}") from None
+        raise ValueError(f"{option} {path}: cannot write there ({why}); {fix}")
 
 
 def _check_cache(task: str, cache) -> None:

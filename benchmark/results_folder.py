@@ -25,12 +25,19 @@ def check_writable_folder(path: str, what: str) -> None:
                          f"{fix}")
     if os.path.realpath(path) == os.path.realpath(os.sep):
         raise ValueError(f"{what} is {path!r}, the filesystem root; {fix}")
+    why = cannot_write(path)
+    if why:
+        raise ValueError(f"{what} {path!r} is not writable ({why}); {fix}")
+
+
+def cannot_write(folder) -> str | None:
+    """Why no file can be written in `folder` (made when missing), or None when one can."""
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as err:
-        raise ValueError(f"{what} {path!r} is not writable ({err.strerror or err}); "
-                         f"{fix}") from None
+        return str(err.strerror or err)
+    return None
 
 
 def config_names(configfiles, workdir: str) -> list[str]:
