@@ -148,8 +148,10 @@ def train_model(model: str, cache: str | Path | None = None, log=print) -> dict:
     try:
         hf, tok, report = train([PROMPT_TASKS.get(t) for t in lm.train_tasks], lm.family,
                                 steps=lm.steps, batch_size=lm.batch_size, lr=lm.lr,
-                                seed=lm.seed, min_accuracy=lm.min_accuracy, log=log,
-                                n_layer=lm.n_layer, d_model=lm.d_model, n_head=lm.n_head)
+                                seed=lm.seed, min_accuracy=lm.min_accuracy,
+                                weight_decay=lm.weight_decay, log=log,
+                                n_layer=lm.n_layer, d_model=lm.d_model, n_head=lm.n_head,
+                                dropout=lm.dropout, init_std=lm.init_std)
     finally:
         torch.set_num_threads(threads)
     report.update(model=model, key=lm_model_key(model))

@@ -23,22 +23,30 @@ TRAIN_STREAM = 7  # rng stream id; discovery and evaluation use 0 and 1
 
 
 def build_model(family: str, vocab_size: int, *, n_layer=2, d_model=64, n_head=4, seed=0,
-                max_len=32):
-    """A randomly initialised small causal LM of the given family (no download)."""
+                max_len=32, dropout=None, init_std=None):
+    """A randomly initialised small causal LM of the given family (no download). `dropout`
+    (embeddings, residual writes, attention) and `init_std` (the standard deviation of the
+    initial weights, transformers' `initializer_range`) replace the family's defaults (GPT-2:
+    0.1 and 0.02) when given."""
     import transformers
     torch.manual_seed(seed)
+    init = {} if init_std is None else {"initializer_range": init_std}
     if family == "gpt2":
+        drop = {} if dropout is None else {"embd_pdrop": dropout, "resid_pdrop": dropout,
+                                            "attn_pdrop": dropout}
         cfg = transformers.GPT2Config(vocab_size=vocab_size, n_positions=max_len, n_embd=d_model,
                                       n_layer=n_layer, n_head=n_head, n_inner=4 * d_model,
-                                      bos_token_id=1, eos_token_id=1, pad_token_id=0)
+                                      bos_token_id=1, eos_token_id=1, pad_token_id=0,
+                                      **drop, **init)
         return transformers.GPT2LMHeadModel(cfg)
     if family == "llama":
+        drop = {} if dropout is None else {"attention_dropout": dropout}
         cfg = transformers.LlamaConfig(vocab_size=vocab_size, hidden_size=d_model,
                                        intermediate_size=4 * d_model, num_hidden_layers=n_layer,
                                        num_attention_heads=n_head,
                                        num_key_value_heads=max(1, n_head // 2),
                                        max_position_embeddings=max_len, bos_token_id=1,
-                                       eos_token_id=1, pad_token_id=0)
+                                       eos_token_id=1, pad_token_id=0, **drop, **init)
         return transformers.LlamaForCausalLM(cfg)
     raise ValueError(f"unknown model family {family!r}; known: gpt2, llama")
 
@@ -87,7 +95,7 @@ def accuracy(model, tok, spec: PromptTaskSpec, prompts) -> float:
 
 def train(specs: list[PromptTaskSpec], family: str = "gpt2", *, steps: int = 3000,
           batch_size: int = 64, lr: float = 3e-3, seed: int = 0, min_accuracy: float = 0.0,
-          log=print, **arch):
+          weight_decay: float = 0.01, log=print, **arch):
     """(model, tokenizer, report) trained on a mixture of `specs`, one batch of each in turn
     (list a task twice to give it twice the steps: IOI needs them). Raises if a task's
     held-out accuracy stays below `min_accuracy`.
@@ -97,7 +105,7 @@ def train(specs: list[PromptTaskSpec], family: str = "gpt2", *, steps: int = 300
     IOI once, GPT-2 reached 0.61 on IOI and Llama 0.94."""
     tok = local_tokenizer(*specs)
     model = build_model(family, len(tok), seed=seed, **arch)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     rng = np.random.default_rng([seed, TRAIN_STREAM])
     # held-out prompts first (a fifth of a small space), never trained on

@@ -1,5 +1,6 @@
 """The leaderboard's plots (PNG): faithfulness along the ranking and vs sparsity, ROC curves,
-runtime, recovery and integrated faithfulness vs example count.
+runtime, recovery and integrated faithfulness vs example count, and KL vs edge sparsity on
+large graphs (Bhaskar et al. 2024's Figure 2).
 
 Kept apart so that matplotlib (headless, Agg) is only set up where plots are drawn. The files
 are written without timestamps, so the same score rows give the same bytes.
@@ -14,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -23,9 +24,10 @@ from benchmark.artifact import atomic_write_bytes  # noqa: E402
 from benchmark.conventions import CONVENTIONS  # noqa: E402
 from benchmark.summary import prepare, rows_convention  # noqa: E402
 from benchmark.headline import run_table  # noqa: E402
+from benchmark.scaling_table import FIGURE_MIN_SPARSITY, MIN_EDGES, figure_points  # noqa: E402
 
 PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
-         "scaling_vs_examples.png"]
+         "scaling_vs_examples.png", "kl_vs_sparsity.png"]
 FAITH_FLOOR = 1e-6  # plots only: faithfulness below this (exact circuits, float noise) sits here
 
 
@@ -189,6 +191,65 @@ def plot_scaling(df: pd.DataFrame, path: Path, palette: dict) -> None:
     _save(g.figure, path)
 
 
+def _log_y(ax) -> None:
+    """Log y with plain numbers (0.2, 1, 3), and labelled 2s and 5s when it spans < 2 decades."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5) if hi / lo < 100 else (), numticks=12))
+    ax.yaxis.set_minor_formatter(plain if hi / lo < 100 else NullFormatter())
+
+
+def draw_kl_vs_sparsity(points: pd.DataFrame, palette: dict):
+    """Figure 2 of Bhaskar et al. 2024 from scaling_table.figure_points: a panel per task (and
+    ablation) in columns, a row per example count (KL of one count is not that of another); a
+    line per method through its median KL at each sparsity (circles: a score method's fixed
+    sparsities; squares: a circuit method's settings, in order of their reached sparsity)."""
+    columns = sorted(set(zip(points.task, points.ablation)))
+    counts = sorted(points.n_examples.unique())
+    fig, axes = plt.subplots(len(counts), len(columns), squeeze=False, sharex=True,
+                             figsize=(3.6 * len(columns) + 1.5, 2.9 * len(counts) + 0.6),
+                             layout="constrained")
+    several = points.ablation.nunique() > 1
+    for (i, n), (j, (task, ablation)) in itertools.product(enumerate(counts),
+                                                           enumerate(columns)):
+        ax = axes[i][j]
+        here = points[(points.task == task) & (points.ablation == ablation)
+                      & (points.n_examples == n)]
+        for method, m in here.groupby("method", sort=True):
+            m = m.sort_values("sparsity", kind="stable")
+            ax.plot(m.sparsity, m.kl.clip(lower=FAITH_FLOOR), color=palette[method], lw=1.4,
+                    marker="o" if m.kind.iloc[0] == "scores" else "s", ms=4, label=method)
+        if here.empty:
+            ax.text(0.5, 0.5, f"no circuit at sparsity >= {FIGURE_MIN_SPARSITY:g}",
+                    ha="center", va="center", transform=ax.transAxes, color="#777")
+        _log_y(ax)
+        ax.set_xlim(FIGURE_MIN_SPARSITY - 0.003, 1.0)
+        ax.set_title(f"{task}{f' ({ablation})' if several else ''}, n={n:,}", fontsize=10)
+        ax.set_xlabel(f"edge sparsity (>= {FIGURE_MIN_SPARSITY:g}, the paper's range)"
+                      if i == len(counts) - 1 else "")
+        ax.set_ylabel(f"KL (log, floored at {FAITH_FLOOR:g})" if j == 0 else "")
+    handles = {m: plt.Line2D([], [], color=palette[m], lw=1.4,
+                             marker="o" if k == "scores" else "s", ms=4)
+               for m, k in sorted(set(zip(points.method, points.kind)))}
+    fig.legend(handles.values(), handles.keys(), title="method", loc="outside right center",
+               frameon=False)
+    fig.suptitle(f"KL vs edge sparsity, graphs of >= {MIN_EDGES:,} edges (Bhaskar et al. 2024, "
+                 "Fig. 2); lower is better\nmedian over seeds; circles: score methods' fixed "
+                 "sparsities, squares: circuit methods' settings", fontsize=10)
+    return fig
+
+
+def plot_kl_vs_sparsity(df: pd.DataFrame, path: Path, palette: dict) -> None:
+    """KL vs edge sparsity on the large KL tasks (draw_kl_vs_sparsity), or a one-line note."""
+    points = figure_points(df)
+    if points.empty:
+        return _empty_plot(path, f"no KL task with >= {MIN_EDGES:,} edges and a circuit at "
+                                 f"sparsity >= {FIGURE_MIN_SPARSITY:g}")
+    _save(draw_kl_vs_sparsity(points, palette), path)
+
+
 def plot_all(df: pd.DataFrame, out: Path) -> list[str]:
     """The PNGs (a placeholder image when nothing can be plotted); their file names."""
     ok = plot_rows(df)
@@ -203,4 +264,5 @@ def plot_all(df: pd.DataFrame, out: Path) -> list[str]:
         plot_roc(ok, out / PLOTS[1], palette)
         plot_runtime(ok, out / PLOTS[2], palette)
         plot_scaling(df, out / PLOTS[3], palette)
+        plot_kl_vs_sparsity(df, out / PLOTS[4], palette)
     return list(PLOTS)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from benchmark.render_headline import (HEADLINE_CSS, HEADLINE_LEGEND, SORT_SCRIPT, answer_text,
                                       headline_html, tests_html)
+from benchmark.render_scaling import SCALING_CSS, scaling_html, scaling_markdown
 from benchmark.summary import split_notes
 
 
@@ -102,8 +103,10 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(table: pd.DataFrame, sparsities, notes: dict | None = None) -> str:
-    """A section per task with one Markdown table; failures bold and listed below."""
+def to_markdown(table: pd.DataFrame, sparsities, notes: dict | None = None,
+                scaling: pd.DataFrame | None = None) -> str:
+    """A section per task with one Markdown table; failures bold and listed below; then the
+    scaling table at matched sparsity (render_scaling) when a task qualifies."""
     out = ["# circuitbench leaderboard", "", LEGEND, ""]
     if table.empty:
         out += ["No score rows.", ""]
@@ -122,6 +125,7 @@ def to_markdown(table: pd.DataFrame, sparsities, notes: dict | None = None) -> s
         if failures:
             out += ["", "Failures:", ""] + [f"- {_md_escape(x)}" for x in failures]
         out.append("")
+    out += scaling_markdown(scaling if scaling is not None else pd.DataFrame())
     return "\n".join(out) + "\n"
 
 
@@ -189,13 +193,15 @@ def html_table(t: pd.DataFrame, cols) -> str:
 
 def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance: dict,
             sparsities, headline: pd.DataFrame | None = None,
-            tests: pd.DataFrame | None = None) -> str:
+            tests: pd.DataFrame | None = None, scaling: pd.DataFrame | None = None) -> str:
     """A static page: the headline (which method, at what cost, how sure), then a table per
-    task (failed lines red), the plots, a provenance footer. Offline: no external resources."""
+    task (failed lines red), the scaling table at matched sparsity when a task qualifies, the
+    plots, a provenance footer. Offline: no external resources."""
+    scaling = scaling if scaling is not None else pd.DataFrame()
     esc = html.escape
     parts = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>circuitbench leaderboard</title>",
-             f"<style>{CSS}{HEADLINE_CSS}</style></head><body>",
+             f"<style>{CSS}{HEADLINE_CSS}{SCALING_CSS}</style></head><body>",
              "<h1>circuitbench leaderboard</h1>"]
     if headline is not None:
         tests = tests if tests is not None else pd.DataFrame()
@@ -208,6 +214,8 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
     if table.empty:
         parts.append("<p>No score rows.</p>")
     links = [f"<a href='#{esc(t)}'>{esc(t)}</a>" for t in sorted(table.task.unique())]
+    if len(scaling):
+        links.append("<a href='#scaling'>scaling at matched sparsity</a>")
     parts.append("<p>Tasks: " + " &middot; ".join(links + ["<a href='#plots'>plots</a>",
                                                            "<a href='#provenance'>provenance</a>"])
                  + "</p>")
@@ -223,6 +231,8 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
         if failures:
             parts.append("<ul class='failures'>" + "".join(f"<li>{esc(x)}</li>" for x in failures)
                          + "</ul>")
+    if len(scaling):
+        parts.append(scaling_html(scaling))
     parts.append("<h2 id='plots'>Plots</h2>")
     for p in plots:
         title = Path(p).stem.replace("_", " ")

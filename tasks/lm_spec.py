@@ -23,11 +23,16 @@ class LMSpec:
     steps: int = 3000
     batch_size: int = 64
     lr: float = 3e-3
+    weight_decay: float = 0.01    # AdamW's
     seed: int = 0
     n_layer: int = 2
     d_model: int = 64
     n_head: int = 4
     min_accuracy: float = 0.95    # held-out accuracy every trained task must reach
+    # trained here: the dropout of embeddings, residual writes and attention while training;
+    # None keeps the family's default (GPT-2's 0.1; Llama's 0)
+    dropout: float | None = None
+    init_std: float | None = None  # trained here: the initial weights' std (None: 0.02)
     dtype: str = "float32"
     # (prompt task, heads): a circuit a paper reports for this model, scored as the `published`
     # convention (tasks/ioi_circuit.py)

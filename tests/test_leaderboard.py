@@ -16,7 +16,7 @@ from benchmark.score_files import read_scores
 from benchmark.scoring import sweep_auc
 
 PNGS = ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
-        "scaling_vs_examples.png")
+        "scaling_vs_examples.png", "kl_vs_sparsity.png")
 # ACDC (fpr_zero, tpr_zero, exact_zero) per threshold and seed
 ACDC = {0.01: [(0.02, 1.0, False), (0.0, 1.0, True), (0.05, 1.0, False)],
         0.1: [(0.0, 0.5, False), (0.01, 0.6, False), (0.1, 0.4, False)]}
@@ -203,6 +203,8 @@ def test_html_is_self_contained_and_has_provenance(board):
         assert f"<img src='{name}'" in page
     for text in ("deadbeef", "cfgX", "torch 9.9", "c0ffee", "cfg1", "acdc v1"):
         assert text in page
+    # 100-edge graphs: no scaling table at matched sparsity (tests/test_paper_study_report.py)
+    assert "Scaling at matched sparsity" not in page
 
 
 def test_plots_and_determinism(board):
@@ -211,8 +213,8 @@ def test_plots_and_determinism(board):
         data = out[name].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     again = build_leaderboard(files, tmp / "again", PROVENANCE)
-    for name in ("scores.csv", "summary.csv", "pairwise.csv", "leaderboard.csv",
-                 "leaderboard.md", "leaderboard.html", *PNGS):
+    for name in ("scores.csv", "summary.csv", "pairwise.csv", "scaling_table.csv",
+                 "leaderboard.csv", "leaderboard.md", "leaderboard.html", *PNGS):
         assert again[name].read_bytes() == out[name].read_bytes(), name
     assert not list((tmp / "board").glob(".*.tmp"))
 

@@ -131,7 +131,8 @@ def test_editing_scoring_code_rescores_only(project):
 
 
 @pytest.mark.parametrize("module", ["leaderboard", "summary", "render", "headline",
-                                    "render_headline", "plots"])
+                                    "render_headline", "plots", "scaling_table",
+                                    "render_scaling"])
 def test_editing_report_code_rebuilds_only_the_leaderboard(project, module):
     with edited(project / f"benchmark/{module}.py"):
         plan = _planned(project)

@@ -34,9 +34,10 @@ def test_ci_run_covers_reference_exactly(ci_run):
 
 def test_leaderboard_files_built(ci_run):
     board = Path(ci_run, "leaderboard")
-    for name in ("scores.csv", "summary.csv", "pairwise.csv", "leaderboard.csv",
-                 "leaderboard.md", "leaderboard.html", "faithfulness_vs_sparsity.png", "roc.png",
-                 "runtime_vs_examples.png", "scaling_vs_examples.png"):
+    for name in ("scores.csv", "summary.csv", "pairwise.csv", "scaling_table.csv",
+                 "leaderboard.csv", "leaderboard.md", "leaderboard.html",
+                 "faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
+                 "scaling_vs_examples.png", "kl_vs_sparsity.png"):
         assert (board / name).stat().st_size > 0, name
     md = (board / "leaderboard.md").read_text()
     assert "reverse" in md and "xproportion" in md

@@ -80,11 +80,59 @@ def method_source(method):
 
 SCORING_KEY = KEYS.get("code", "scoring", lambda _: scoring_code_key())
 REPORT_KEY = KEYS.get("code", "report", lambda _: report_code_key())
-# the config fields the score stage reads, and only those: another seed, task or method in the
-# config must not rescore the cells that were already there (score rows carry this hash)
-SCORING_CONFIG_HASH = config_hash({"sparsities": config["sparsities"],
-                                   "eval_examples": config["eval_examples"], "kernels": KERNELS})
 DATA_KEY = KEYS.get("code", "data", lambda _: data_code_key())
+
+# Config keys a study may set for its own tasks (config/schema.yaml): a task's value is the
+# top-level one, replaced by that of the studies that list the task. Resolved per task name, as
+# the task's dataset file (data/<task>/n<N>_s<seed>.pt) is.
+STUDY_SETTINGS = ("sparsities", "eval_examples")
+
+
+def _task_settings():
+    """{task: {key: value}} of every task the studies list; two studies that list one task and
+    mean different values for a key (set, or the top-level one) are a config error."""
+    settings, origin = {}, {}
+    for study, block in config["studies"].items():
+        for task in block["tasks"]:
+            for key in STUDY_SETTINGS:
+                value, own = block.get(key, config[key]), key in block
+                known = settings.setdefault(task, {})
+                if key not in known:
+                    known[key], origin[task, key] = value, (study, own)
+                    continue
+                if known[key] == value:
+                    continue
+                first, second = (*origin[task, key], known[key]), (study, own, value)
+                if not first[1]:  # name first the study that sets the key
+                    first, second = second, first
+                (a, _, va), (b, b_own, vb) = first, second
+                other = f"studies.{b}.{key} ({vb})" if b_own else f"studies.{b} (top-level {vb})"
+                raise ValueError(f"config studies.{a}.{key} ({va}) and {other} both list task "
+                                 f"{task}: give them the same value or move the task to one study")
+    return settings
+
+
+TASK_SETTINGS = _task_settings()
+
+
+def task_settings(task):
+    """The task's `sparsities` and `eval_examples` (the top-level ones for a task of no study)."""
+    return TASK_SETTINGS.get(task) or {key: config[key] for key in STUDY_SETTINGS}
+
+
+def _scoring_config_hash(settings):
+    # the config fields the score stage reads, and only those: another seed, task or method in
+    # the config must not rescore the cells that were already there (score rows carry this hash)
+    return config_hash({"sparsities": settings["sparsities"],
+                        "eval_examples": settings["eval_examples"], "kernels": KERNELS})
+
+
+# per task, computed once here: a study that sets neither key keeps the top-level hash
+SCORING_CONFIG_HASHES = {task: _scoring_config_hash(s) for task, s in TASK_SETTINGS.items()}
+
+
+def scoring_config_hash(task):
+    return SCORING_CONFIG_HASHES.get(task) or _scoring_config_hash(task_settings(task))
 
 
 def _hand_down_keys(runs):
@@ -201,11 +249,11 @@ def circuits_of_group(wildcards):
 
 
 LEADERBOARD = [f"{RESULTS}/leaderboard/{name}" for name in
-               ("scores.csv", "summary.csv", "pairwise.csv", "leaderboard.csv", "leaderboard.md",
-                "leaderboard.html")]
+               ("scores.csv", "summary.csv", "pairwise.csv", "scaling_table.csv", "leaderboard.csv",
+                "leaderboard.md", "leaderboard.html")]
 PLOTS = [f"{RESULTS}/leaderboard/{name}" for name in
          ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
-          "scaling_vs_examples.png")]
+          "scaling_vs_examples.png", "kl_vs_sparsity.png")]
 
 
 onstart:

@@ -25,7 +25,7 @@ rule discover:
         device=config["device"],
         timeout_s=config["timeout_s"],
         mem_mb=config["mem_mb"],
-        eval_examples=config["eval_examples"],
+        eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
     threads: config["threads"]
     # the runs on most examples first: the longest jobs must not be the last to start
     priority: lambda wc: len(wc.n)

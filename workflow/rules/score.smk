@@ -9,11 +9,11 @@ rule score:
         f"{RESULTS}/logs/score/{{task}}/{{ablation}}/n{{n}}/s{{seed}}.log",
     params:
         cache=CACHE,
-        sparsities=config["sparsities"],
+        sparsities=lambda wc: task_settings(wc.task)["sparsities"],
         kernels=KERNELS,
-        eval_examples=config["eval_examples"],
+        eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
         device=config["device"],
-        config_hash=SCORING_CONFIG_HASH,
+        config_hash=lambda wc: scoring_config_hash(wc.task),
         code=SCORING_KEY,
         task_key=lambda wc: task_key(wc.task),
     resources:

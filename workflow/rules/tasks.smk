@@ -48,7 +48,7 @@ rule make_dataset:
         f"{RESULTS}/logs/data/{{task}}/n{{n}}_s{{seed}}.log",
     params:
         cache=CACHE,
-        eval_examples=config["eval_examples"],
+        eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
         task_key=lambda wc: task_key(wc.task),
         code=DATA_KEY,
     priority: lambda wc: len(wc.n)  # as the discoveries that wait for it (discover.smk)
