@@ -149,6 +149,7 @@ def train_model(model: str, cache: str | Path | None = None, log=print) -> dict:
         hf, tok, report = train([PROMPT_TASKS.get(t) for t in lm.train_tasks], lm.family,
                                 steps=lm.steps, batch_size=lm.batch_size, lr=lm.lr,
                                 seed=lm.seed, min_accuracy=lm.min_accuracy,
+                                min_corruption_kl=lm.min_corruption_kl,
                                 weight_decay=lm.weight_decay, log=log,
                                 n_layer=lm.n_layer, d_model=lm.d_model, n_head=lm.n_head,
                                 dropout=lm.dropout, init_std=lm.init_std)

@@ -50,3 +50,29 @@ def test_held_out_prompts_are_excluded_from_training_draws():
 def test_an_untrained_model_is_refused():
     with pytest.raises(ValueError, match="solves too little"):
         train(SPECS, "gpt2", min_accuracy=0.99, **TINY)
+
+
+def test_the_corruption_kl_measures_how_much_the_answer_depends_on_the_corruption():
+    """0 for a model that answers every prompt alike (all weights zero: uniform logits), > 0
+    for one that reads the prompt; a prompt whose corruption is itself gives 0 too."""
+    import dataclasses
+    from benchmark.lm_train import corruption_kl
+    from benchmark.prompts import local_tokenizer
+    tok = local_tokenizer(*SPECS)
+    prompts = _sample(SPECS[1], np.random.default_rng(0), 16)
+    model = build_model("gpt2", len(tok), n_layer=1, d_model=32, n_head=2).eval()
+    assert corruption_kl(model, tok, prompts) > 1e-6
+    same = [dataclasses.replace(p, corrupted=p.clean) for p in prompts]
+    assert corruption_kl(model, tok, same) == pytest.approx(0, abs=1e-7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    assert corruption_kl(model, tok, prompts) == pytest.approx(0, abs=1e-7)
+
+
+def test_a_model_blind_to_the_corruption_is_refused(monkeypatch):
+    """A shortcut that passes the accuracy bar (Greater-Than: always "99") is still refused."""
+    import benchmark.lm_train as lm_train
+    monkeypatch.setattr(lm_train, "corruption_kl", lambda *_: 0.0002)
+    with pytest.raises(ValueError, match="answers without what the corrupted prompts change"):
+        train(SPECS, "gpt2", min_accuracy=0.0, min_corruption_kl=0.1, **TINY)

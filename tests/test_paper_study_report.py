@@ -158,6 +158,11 @@ def test_the_figure_draws_medians_at_fixed_and_reached_sparsities():
         "greater_than@narrow_gpt2, n=400", "ioi@narrow_gpt2, n=400"]
     assert [len(a.lines) for a in fig.axes] == [1, 4, 1, 3]  # acdc ran at 200 only
     assert all(a.get_yscale() == "log" and a.get_xlim()[0] < 0.9 for a in fig.axes)
+    # a count run on one task only (the default's IOI at 400): no empty frame for the others
+    only_ioi_400 = points[(points.n_examples == 200) | (points.task == "ioi@narrow_gpt2")]
+    fig = draw_kl_vs_sparsity(only_ioi_400, palette)
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == [
+        "greater_than@narrow_gpt2, n=200", "ioi@narrow_gpt2, n=200", "ioi@narrow_gpt2, n=400"]
 
 
 def test_the_files_are_written_and_deterministic(board, tmp_path):
