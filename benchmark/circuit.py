@@ -127,9 +127,12 @@ def run_circuit(model, tokens: torch.Tensor, mask: torch.Tensor | None = None,
             x = group_input(group, writers, mask_rows, ablated, stacked)  # [P, B, S, D]
         if record is not None and record.keep_inputs:
             record.group_inputs[g] = x
-        if group.kind == "logits":
-            return model.unembed(x[0], **ctx)
-        new = _block(model, group, x, ctx)
+        # the block's saved views of its input are rebuilt in the backward pass (_SavedInput),
+        # unless it is recorded (kept anyway, and gradients may stop at it: EAP)
+        with _SavedInput.of(None if record is not None and record.keep_inputs else x):
+            if group.kind == "logits":
+                return model.unembed(x[0], **ctx)
+            new = _block(model, group, x, ctx)
         if stacked is not None:
             stacked[len(writers):len(writers) + len(new)] = torch.stack(new)
         writers.extend(new)
@@ -160,18 +163,95 @@ def group_input(group: ReaderGroup, writers, mask_rows, ablated,
     Written as one matrix product over writers for speed; its sum over a short writer axis runs
     in writer order, which the exactness tests pin down. With autograd on, the product's
     stacked copy of the writers is not kept for the backward pass (one per group: memory
-    quadratic in depth): the sum is recomputed there from the writers, which the graph holds
-    anyway, with the very same operations, so the gradients are bit for bit those of the
-    plain product (non-reentrant checkpointing of this one function).
+    quadratic in depth), nor is the input itself (the readers' norms would keep one per group,
+    [P, B, S, D], the largest tensor of a layer): the sum is recomputed once in the backward
+    pass from the writers, which the graph holds anyway, with the very same operations, so the
+    gradients are bit for bit those of the plain product (_GroupInput, _SavedInput).
     """
     n_w, m = group.n_writers_before, _group_mask(group, mask_rows, writers[0])
     if stacked is not None:
         return _masked_sum(m, ablated, stacked[:n_w])
     if not torch.is_grad_enabled():
         return _masked_sum(m, ablated, *writers[:n_w])
-    from torch.utils.checkpoint import checkpoint
-    return checkpoint(_masked_sum, m, ablated, *writers[:n_w], use_reentrant=False,
-                      preserve_rng_state=False)
+    return _GroupInput.apply(_Recompute(m, ablated, writers[:n_w]), m, ablated, *writers[:n_w])
+
+
+class _Recompute:
+    """A group's masked sum, rebuilt in the backward pass with autograd on, from detached
+    copies of its inputs: once, shared by the blocks' saved views of the input (_SavedInput)
+    and the sum's own backward (_GroupInput), then dropped."""
+
+    def __init__(self, m, ablated, writers):
+        self.inputs, self.graph = (m, ablated, *writers), None
+
+    def get(self):
+        """(leaves, input): the recomputed sum and the leaves it was computed from (m,
+        ablated or None, the writers)."""
+        if self.graph is None:
+            with torch.enable_grad():
+                leaves = [None if t is None else t.detach().requires_grad_(t.requires_grad)
+                          for t in self.inputs]
+                self.graph = leaves, _masked_sum(*leaves)
+        return self.graph
+
+
+class _GroupInput(torch.autograd.Function):
+    """The masked sum saving nothing but references to its inputs; the backward pass
+    differentiates the recomputed sum (the same operations: bit for bit autograd's gradients
+    of the plain product, as non-reentrant checkpointing would give)."""
+
+    @staticmethod
+    def forward(ctx, state, m, ablated, *writers):
+        ctx.state = state
+        return _masked_sum(m, ablated, *writers)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (leaves, x), ctx.state.graph = ctx.state.get(), None
+        need = ctx.needs_input_grad[1:]
+        wanted = [t for t, n in zip(leaves, need) if n]
+        grads = iter(torch.autograd.grad(x, wanted, grad) if wanted else ())
+        return (None, *(next(grads) if n else None for n in need))
+
+
+class _SavedInput(torch.autograd.graph.saved_tensors_hooks):
+    """While a block runs on a group input x made by _GroupInput, tensors autograd saves that
+    are views of x (the norms' inputs) are kept as their place in x, and rebuilt in the backward
+    pass from the recomputed sum. On any other x, a no-op."""
+
+    def __init__(self, x, state):
+        self.ptr, self.offset, self.stride = (x.untyped_storage().data_ptr(),
+                                              x.storage_offset(), x.stride())
+        self.state = state
+        super().__init__(self.pack, self.unpack)
+
+    @classmethod
+    def of(cls, x):
+        state = getattr(getattr(x, "grad_fn", None), "state", None)
+        if not isinstance(state, _Recompute):
+            from contextlib import nullcontext
+            return nullcontext()
+        return cls(x, state)
+
+    def pack(self, t):
+        if t.untyped_storage().data_ptr() != self.ptr:
+            return t
+        return _View(t.size(), t.stride(), t.storage_offset() - self.offset)
+
+    def unpack(self, packed):
+        if not isinstance(packed, _View):
+            return packed
+        x = self.state.get()[1].detach()
+        if x.stride() != self.stride:
+            raise AssertionError("recomputed group input laid out differently")
+        return x.as_strided(packed.size, packed.stride, x.storage_offset() + packed.offset)
+
+
+@dataclass
+class _View:
+    size: torch.Size
+    stride: tuple
+    offset: int
 
 
 def _masked_sum(m: torch.Tensor, ablated: torch.Tensor | None, *clean) -> torch.Tensor:

@@ -35,9 +35,10 @@ timing starts, so they never overlap a timed run), one first run after the pass'
 Edge Pruning's peak is that of the whole 1-step run (its set-up's outputs stay resident in a real
 run too).
 Targets (issue): masked forward <= 2x plain forward; masked fwd+bwd, EAP and one Edge Pruning step
-<= 3x plain fwd+bwd. `--depth` prints instead the peak memory per token of the masked fwd+bwd at
-2, 4, 8 and 12 layers (GPT-2 at d 768: it must grow linearly in depth) and what a line through
-them predicts for Llama 1B, 7B and 13B shapes.
+<= 3x plain fwd+bwd in time; the masked fwd+bwd's peak memory <= 2x the plain fwd+bwd's (issue
+20: `run_circuit`'s default path, without `checkpoint_layers`). `--depth` prints instead the peak
+memory per token of the masked fwd+bwd at 2, 4, 8 and 12 layers (GPT-2 at d 768: it must grow
+linearly in depth) and what a line through them predicts for Llama 1B, 7B and 13B shapes.
 
     python scripts/bench_lm.py [--threads 1] [--repeats 5] [--device cuda] [--ep-steps 10]
     python scripts/bench_lm.py --depth
@@ -65,6 +66,8 @@ LLAMA_SHAPES = {"Llama 1B (3.2-1B)": (16, 32, 2048), "Llama 7B (2-7B)": (32, 32,
                 "Llama 13B (2-13B)": (40, 40, 5120)}
 DEPTHS = (2, 4, 8, 12)
 EP_CLOCK = "  (step, loop clock)"
+# peak memory targets, as ratios to the plain fwd+bwd's peak
+MEMORY_TARGETS = {"masked fwd+bwd (zero)": 2.0, "masked fwd+bwd (resample)": 2.0}
 
 
 def _ep_runs(ep_steps: int) -> tuple[str, str]:
@@ -250,14 +253,21 @@ def bench(config: str, args) -> None:
     c = hf.config
     print(f"\n{config}: {c.n_layer} layers, d {c.n_embd}, vocab {c.vocab_size}, "
           f"{graph_of(model).n_edges} edges, batch {BATCH} x {SEQ} tokens")
-    print(f"  {'pass':32s} {'seconds':>8s} {'ratio':>6s} {'target':>6s} {'peak MB':>8s}")
+    print(f"  {'pass':32s} {'seconds':>8s} {'ratio':>6s} {'target':>6s} {'peak MB':>8s} "
+          f"{'ratio':>6s} {'target':>6s}")
     for k, base, target in _rows(args.ep_steps):
         ratio = seconds[k] / seconds[base]
         flag = "" if target is None else f"{'<=' if ratio <= target else '>'}{target:.0f}x"
         mem = f"{memory[k]:8.0f}" if k in memory else ""
-        print(f"  {k:32s} {seconds[k]:8.3f} {ratio:6.2f} {flag:>6s} {mem:>8s}")
+        if k in memory and base in memory:
+            mem_ratio, mem_target = memory[k] / memory[base], MEMORY_TARGETS.get(k)
+            mem += f" {mem_ratio:6.2f}"
+            if mem_target is not None:
+                mem += f" {'<=' if mem_ratio <= mem_target else '>'}{mem_target:.0f}x"
+        print(f"  {k:32s} {seconds[k]:8.3f} {ratio:6.2f} {flag:>6s} {mem}")
     print(f"  ({more}: {seconds[more]:.3f} s; the step is the difference / {args.ep_steps}."
-          "\n   Ratios: forward rows / plain forward, the others / plain fwd+bwd.)")
+          "\n   Ratios: forward rows / plain forward, the others / plain fwd+bwd; "
+          "memory likewise.)")
 
 
 def depth_scaling(args) -> None:

@@ -260,3 +260,72 @@ def test_checkpointed_blocks_record_no_inputs(models):
     rec = Recording(keep_inputs=False)
     run_circuit(model, ids, mask, record=rec, checkpoint_layers=True)
     assert len(rec.writers) == len(graph_of(model).writers)
+
+
+@pytest.mark.parametrize("ablation", ["zero", "resample"])
+@pytest.mark.parametrize("checkpoint_layers", [False, True])
+def test_mask_gradients_match_a_plain_autograd_reference(ablation, checkpoint_layers,
+                                                         monkeypatch):
+    """The memory-saving backward (the masked sum and the norms' saved inputs recomputed;
+    whole blocks with checkpoint_layers) against autograd through the plain product, nothing
+    recomputed, in float64 (attention scores stay float32 in both, as in HF's eager maths):
+    shared and per-example masks."""
+    from benchmark import circuit
+    hf = _hf("gpt2", "small").double()
+    model = LMGraphModel(hf)
+    n = graph_of(model).n_edges
+    ids, _ = _inputs(SIZES["small"]["vocab"])
+    with torch.no_grad():
+        abl = ablated_outputs(model, ablation, ids, torch.roll(ids, 1, 0))
+    g = torch.Generator().manual_seed(2)
+    masks = torch.rand(B, n, generator=g, dtype=torch.float64)
+    weights = torch.randn(B, S, SIZES["small"]["vocab"], generator=g, dtype=torch.float64)
+
+    def grads(mask, **kwargs):
+        mask = mask.clone().requires_grad_()
+        (run_circuit(model, ids, mask, abl, **kwargs) * weights).sum().backward()
+        return mask.grad
+
+    for mask in (masks[0], masks):
+        got = grads(mask, checkpoint_layers=checkpoint_layers)
+        with monkeypatch.context() as m:  # autograd keeps the product and its input whole
+            m.setattr(circuit, "group_input", lambda group, writers, mask_rows, abl_, _=None:
+                      circuit._masked_sum(circuit._group_mask(group, mask_rows, writers[0]),
+                                          abl_, *writers[:group.n_writers_before]))
+            want = grads(mask)
+        assert got.abs().sum() > 0
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_default_backward_keeps_no_group_input():
+    """Nothing the backward pass keeps shares storage with a reader group's input [P, B, S, D]
+    (the norms' views of it are rebuilt from the writers): only the writers' outputs and the
+    blocks' own intermediates stay."""
+    from benchmark import circuit
+    model = LMGraphModel(_hf("gpt2", "small"))
+    ids, _ = _inputs(SIZES["small"]["vocab"])
+    inputs, kept = [], []
+    real = circuit._SavedInput.pack
+
+    def pack(self, t):
+        out = real(self, t)
+        kept.append(out)
+        return out
+
+    rec = circuit.Recording(keep_inputs=False)
+    original_group_input = circuit.group_input
+
+    def spy(*args, **kwargs):
+        x = original_group_input(*args, **kwargs)
+        inputs.append(x)  # held, so that no later tensor can reuse its memory
+        return x
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(circuit, "group_input", spy)
+        m.setattr(circuit._SavedInput, "pack", pack)
+        mask = torch.ones(graph_of(model).n_edges, requires_grad=True)
+        run_circuit(model, ids, mask, record=rec).sum().backward()
+    assert len(inputs) == len(graph_of(model).groups)
+    kept_ptrs = {t.untyped_storage().data_ptr() for t in kept if isinstance(t, torch.Tensor)}
+    assert not kept_ptrs & {x.untyped_storage().data_ptr() for x in inputs}
+    assert any(isinstance(t, circuit._View) for t in kept)
+    assert mask.grad is not None and mask.grad.abs().sum() > 0
