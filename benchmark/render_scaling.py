@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import pandas as pd
 
@@ -98,12 +99,17 @@ font-weight:600} table.scaling span.d{display:block;color:#666;font-size:11px}
 """
 
 
+def _code(text: str) -> str:
+    """Escaped HTML of Markdown text whose `quoted` parts are code."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
 def scaling_html(table: pd.DataFrame) -> str:
     """HTML of the section; empty when no task qualifies."""
     if table.empty:
         return ""
     esc = html.escape
-    parts = [f"<h2 id='scaling'>{esc(TITLE)}</h2>", f"<p class='legend'>{esc(LEGEND)}</p>"]
+    parts = [f"<h2 id='scaling'>{esc(TITLE)}</h2>", f"<p class='legend'>{_code(LEGEND)}</p>"]
     for heading, counts, rows, note in grids(table):
         head = "<th class='l'>method</th>" + "".join(f"<th>{n:,} examples</th>" for n in counts)
         body = "".join(
@@ -114,5 +120,5 @@ def scaling_html(table: pd.DataFrame) -> str:
                   (f"<div class='scroll'><table class='scaling'><thead><tr>{head}</tr></thead>"
                    f"<tbody>{body}</tbody></table></div>")]
         if note:
-            parts.append(f"<p class='legend'>{esc(note)}</p>")
+            parts.append(f"<p class='legend'>{_code(note)}</p>")
     return "\n".join(parts)

@@ -221,3 +221,6 @@ def test_the_page_shows_the_table(board):
         ["random", ("3 (0.01 s)", "median of 3 seeds"), ("1.5 (0.01 s)", "median of 3 seeds")]]
     assert "ioi@tiny_gpt2" not in dom.split("Scaling at matched sparsity")[1].split("id=\"plots")[0]
     assert "<img src=\"kl_vs_sparsity.png\"" in dom
+    # the legend's config names read as code, not as Markdown backticks
+    section = dom.split("Scaling at matched sparsity")[1].split("<h3")[0]
+    assert "<code>sparsities</code>" in section and "`" not in section
