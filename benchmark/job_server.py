@@ -51,21 +51,34 @@ def run_stage(target: str, *args, threads: int = 1, **kwargs) -> None:
     sys.stderr.flush()
     request = pickle.dumps(dict(target=target, args=args, kwargs=kwargs, threads=threads,
                                 cwd=os.getcwd(), env=dict(os.environ)))
+    # a stopped job stops its worker, which records the stop. Caught from before the request:
+    # the worker may start (and print) before its pid reaches us; a stop that comes first is
+    # held and forwarded as soon as the pid is known
+    worker, held = [], []
+
+    def forward(signum, frame):
+        if not worker:
+            held.append(signum)
+            return
+        try:
+            os.kill(worker[0], signum)
+        except ProcessLookupError:
+            pass
+
+    before = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     socket.send_fds(sock, [_HEADER.pack(len(request))], [1, 2])
     sock.sendall(request)
     pid = _read_int(sock)
     if pid is None:  # the server never started it: this job is still ours to run
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for s in held:  # a stop that came meanwhile is this process's again
+            os.kill(os.getpid(), s)
         print("job server: closed before starting this job; running it here", file=sys.stderr)
         return _run_here(target, threads, args, kwargs)
-
-    def forward(signum, frame):  # a stopped job stops its worker, which records the stop
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    worker.append(pid)
+    for s in held:
+        forward(s, None)
     status = _read_int(sock)
     if status is None:
         raise SystemExit("job server: the server stopped while this job ran; rerun it")

@@ -213,7 +213,8 @@ def lm_task(task_cache):
     from benchmark.registry import LM_MODELS
     from tasks.lm_spec import LMSpec
     LM_MODELS.register(LMSpec(name="gpu_policy_gpt2", family="gpt2", tasks=("ioi",),
-                              train_tasks=("ioi",), steps=5, batch_size=8, min_accuracy=0.0))
+                              train_tasks=("ioi",), steps=5, batch_size=8, min_accuracy=0.0,
+                              min_corruption_kl=0.0))
     yield load_task("ioi@gpu_policy_gpt2")
     LM_MODELS.reset()
 

@@ -27,7 +27,8 @@ def lm_tasks(task_cache):
         published = (("ioi", PUBLISHED),) if family == "gpt2" else ()
         LM_MODELS.register(LMSpec(name=f"test_{family}", family=family, tasks=TASKS,
                                   train_tasks=TASKS, steps=40, batch_size=16,
-                                  min_accuracy=0.0, published=published))
+                                  min_accuracy=0.0, min_corruption_kl=0.0,
+                                  published=published))
     yield {(t, f): load_task(f"{t}@test_{f}") for t in TASKS for f in ("gpt2", "llama")}
     LM_MODELS.reset()
 

@@ -24,7 +24,8 @@ def saved(tmp_path_factory):
     """A few-step model of one layer, trained once into a module cache: its folder."""
     LM_MODELS.register(LMSpec(name=NAME, family="gpt2", tasks=("greater_than",),
                               train_tasks=("greater_than",), steps=3, batch_size=8, n_layer=1,
-                              d_model=16, n_head=2, min_accuracy=0.0))
+                              d_model=16, n_head=2, min_accuracy=0.0,
+                              min_corruption_kl=0.0))
     cache = tmp_path_factory.mktemp("model_cache")
     lm_task.train_model(NAME, cache, **QUIET)
     yield lm_task.model_dir(NAME, cache)
