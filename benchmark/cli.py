@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from benchmark.conventions import ABLATIONS
+from benchmark.task_names import is_lm_task
 
 
 def _parse_method_params(extra: list[str]) -> dict:
@@ -57,7 +58,7 @@ def cmd_compile(args) -> int:
         _check_cache(name, args.cache)
     for name in args.task:
         task = load_task(name, cache=args.cache)
-        if "@" in name:  # a prompt task on a language model: trained or loaded, no ground truth
+        if is_lm_task(name):  # a prompt task on a language model: trained or loaded, no ground truth
             accuracy = task.report.get("accuracy", {}).get(task.spec.name)
             print(f"{name}: {task.graph.n_edges} edges, {task.spec.space:,} distinct prompts"
                   + (f", held-out accuracy {accuracy}" if accuracy is not None else ""))
@@ -94,7 +95,7 @@ def _check_cache(task: str, cache) -> None:
     """Fail before any work when `task` is not cached yet and the folder it would be cached in
     cannot be written (a complete cache may be read-only)."""
     option = "--cache" if cache else "task cache"
-    if "@" in task:  # a prompt task on a language model: a local model is trained once, cached
+    if is_lm_task(task):  # a prompt task on a language model: a local model is trained once, cached
         from benchmark.lm_task import model_dir, split_name
         lm = split_name(task)[1]
         model = model_dir(lm.name, cache)

@@ -13,6 +13,7 @@ from benchmark.protocol import Discovery, Problem
 from benchmark.provenance import git_commit
 from benchmark.registry import METHODS
 from benchmark.task import Task
+from benchmark.task_names import is_lm_task
 
 
 def list_methods() -> list[str]:
@@ -86,10 +87,6 @@ def circuit_record(task: Task, result: Discovery, adapter, params, *, n: int, se
     }
 
 
-def write_circuit(path, record: dict) -> None:
-    atomic_write_json(path, record)
-
-
 def adapter_ref(method: str) -> str:
     """'module:Class' of a registered adapter, so that a fresh process can import it."""
     cls = METHODS.get(method)
@@ -151,7 +148,7 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
     except DatasetError:  # rebuilt, which computes: the child can no longer be a fork
         ensure_dataset(dataset, task_name, cache, n, seed, eval_examples)
         fork = False
-    if fork and "@" in task_name:
+    if fork and is_lm_task(task_name):
         from benchmark.lm_load import import_architectures
         import_architectures()  # once here, not in every child
     print(f"discovery: {method} on {task_name} (n={n}, seed={seed}, {ablation}) starts",

@@ -16,13 +16,6 @@ def at_answer(logits: torch.Tensor, answer_pos: torch.Tensor) -> torch.Tensor:
     return logits[torch.arange(len(logits), device=logits.device), answer_pos.to(logits.device)]
 
 
-def answer_kl(full: torch.Tensor, circuit: torch.Tensor, answer_pos: torch.Tensor) -> torch.Tensor:
-    """Mean KL(full || circuit) of the next-token distribution at the answer positions."""
-    p_log = F.log_softmax(at_answer(full, answer_pos).double(), dim=-1)
-    q_log = F.log_softmax(at_answer(circuit, answer_pos).double(), dim=-1)
-    return (p_log.exp() * (p_log - q_log)).sum(-1).mean()
-
-
 def logit_diff(logits, answer_pos, answer, rival) -> torch.Tensor:
     """Mean logit(answer) - logit(rival) at the answer positions."""
     last = at_answer(logits, answer_pos).double()

@@ -34,8 +34,8 @@ from benchmark.graph import Graph
 from benchmark.lm_metrics import greater_than, logit_diff
 from benchmark.prompts import draw_prompts, encode, prompt_checker
 from benchmark.registry import LM_MODELS, PROMPT_TASKS
+from benchmark.task_names import lm_task_name, parts
 
-SEP = "@"
 VERSIONS = ("torch", "transformers", "tokenizers")
 PRETRAINED_ENV = "CIRCUITBENCH_PRETRAINED"
 
@@ -50,15 +50,11 @@ class SetupError(ValueError, SystemExit):
         self.code = f"error: {message}"
 
 
-def is_lm_task(name: str) -> bool:
-    return SEP in name
-
-
 def split_name(name: str):
     """(prompt task spec, model spec) of `<prompt task>@<model>`, or a ValueError naming the
     known ones."""
-    prompt, _, model = name.partition(SEP)
-    spec, lm = PROMPT_TASKS.get(prompt), LM_MODELS.get(model)  # unknown names list the known
+    prompt, model = parts(name)
+    spec, lm = PROMPT_TASKS.get(prompt), LM_MODELS.get(model or "")  # unknown: lists the known
     if prompt not in lm.tasks:
         raise ValueError(f"task {name!r}: model {model!r} is benchmarked on "
                          f"{', '.join(lm.tasks)}, not {prompt!r}")
@@ -66,7 +62,7 @@ def split_name(name: str):
 
 
 def list_lm_tasks() -> list[str]:
-    return sorted(f"{t}{SEP}{m}" for m in LM_MODELS.names() for t in LM_MODELS.get(m).tasks)
+    return sorted(lm_task_name(t, m) for m in LM_MODELS.names() for t in LM_MODELS.get(m).tasks)
 
 
 def _modules(registry, names) -> list[str]:

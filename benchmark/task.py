@@ -24,6 +24,7 @@ from benchmark.conventions import EDGE_CONVENTIONS
 from benchmark.metrics import defined_positions
 from benchmark.model import TracrTransformer
 from benchmark.registry import TASKS
+from benchmark.task_names import is_lm_task
 
 
 def list_tasks() -> list[str]:
@@ -62,7 +63,7 @@ def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu"
 
     `<prompt task>@<model>` (e.g. `ioi@tiny_gpt2`) is a prompt task on a language model
     (benchmark.lm_task): the same interface, its model trained here or loaded."""
-    if "@" in name:
+    if is_lm_task(name):
         from benchmark.lm_task import load_lm_task
         return load_lm_task(name, cache=cache, device=device)
     spec = TASKS.get(name)
@@ -83,7 +84,7 @@ def load_task(name: str, *, cache: str | Path | None = None, device: str = "cpu"
 @lru_cache(maxsize=None)
 def task_key(name: str) -> str:
     """The key of task `name`'s compiled artifact: changes when anything that decides it does."""
-    if "@" in name:
+    if is_lm_task(name):
         from benchmark.lm_task import lm_task_key
         return lm_task_key(name)
     return spec_key(TASKS.get(name))

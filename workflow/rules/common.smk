@@ -13,6 +13,7 @@ from benchmark.results_folder import check_owner, check_writable_folder, claim, 
 from benchmark.numerics import kernel_mode, use_portable_kernels
 from benchmark.plan_keys import PlanKeys
 from benchmark.registry import METHODS, TASKS
+from benchmark.task_names import is_lm_task, model_of
 
 if config.get("portable_kernels"):
     use_portable_kernels()  # before any job starts: its torch reads them at start-up
@@ -141,8 +142,8 @@ def _hand_down_keys(runs):
         task_key(run["task"])
         method_version(run["method"])
         method_source(run["method"])
-        if "@" in run["task"]:
-            model_key(run["task"].split("@", 1)[1])
+        if is_lm_task(run["task"]):
+            model_key(model_of(run["task"]))
     KEYS.hand_down()
 
 
@@ -230,9 +231,9 @@ if workflow.is_main_process:
 
 def model_of_task(wildcards):
     """The trained-model report an LM task (`ioi@tiny_gpt2`) needs first; none for tracr."""
-    if "@" not in wildcards.task:
+    if not is_lm_task(wildcards.task):
         return []
-    return [f"{RESULTS}/models/{wildcards.task.split('@', 1)[1]}.json"]
+    return [f"{RESULTS}/models/{model_of(wildcards.task)}.json"]
 
 
 def run_of(wildcards):
