@@ -97,13 +97,11 @@ def accuracy(model, tok, spec: PromptTaskSpec, prompts) -> float:
 def corruption_kl(model, tok, prompts) -> float:
     """Mean KL(clean || corrupted) of the next-token distribution at the answer: how much the
     model's answer depends on what the task's corruption changes."""
-    import dataclasses
-    outputs = []
-    for text in ("clean", "corrupted"):
-        batch = encode(tok, [dataclasses.replace(p, clean=getattr(p, text)) for p in prompts])
-        logits = model(batch.input_ids, attention_mask=batch.attention_mask).logits
-        outputs.append(at_answer(logits, batch.answer_pos).log_softmax(-1))
-    clean, corrupted = outputs
+    batch = encode(tok, prompts)  # clean and corrupted ids share the mask and answer position
+    clean, corrupted = (
+        at_answer(model(ids, attention_mask=batch.attention_mask).logits,
+                  batch.answer_pos).log_softmax(-1)
+        for ids in (batch.input_ids, batch.corrupted_ids))
     return float((clean.exp() * (clean - corrupted)).sum(-1).mean())
 
 

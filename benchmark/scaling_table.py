@@ -9,13 +9,11 @@ nothing on a 110-edge graph, where 1% is one edge.
 """
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pandas as pd
 
-from benchmark.summary import method_kinds, prepare
+# the leaderboard's own readers of params and medians, so that its settings read alike here
+from benchmark.summary import _median, _params, _varying_keys, method_kinds, prepare
 
 MIN_EDGES = 1_000  # the paper's figures are about big graphs: at 110 edges "1% of edges" is one
 MATCHED_SPARSITY = 0.966  # Bhaskar et al. 2024, Table 1: every method compared at 96.6% sparsity
@@ -26,12 +24,6 @@ TABLE_COLUMNS = ["task", "ablation", "n_edges", "method", "setting", "kind", "n_
                  "status", "sparsity", "kl", "runtime_s", "seeds", "runs", "params"]
 
 
-def _median(s) -> float:
-    v = np.asarray(s, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else math.nan
-
-
 def large_kl_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Prepared rows (every status) of tasks scored with KL on graphs of >= MIN_EDGES edges."""
     rows = prepare(df)
@@ -39,14 +31,8 @@ def large_kl_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _setting(params: str, varying: list[str]) -> str:
-    values = json.loads(params) if params.strip() else {}
+    values = _params(params)
     return ", ".join(f"{k}={values.get(k)}" for k in varying)
-
-
-def _varying(params) -> list[str]:
-    settings = [json.loads(p) if p.strip() else {} for p in set(params)]
-    keys = sorted({k for s in settings for k in s})
-    return [k for k in keys if len({json.dumps(s.get(k)) for s in settings}) > 1]
 
 
 def sparsity_points(df: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +44,8 @@ def sparsity_points(df: pd.DataFrame) -> pd.DataFrame:
     rows = large_kl_rows(df)
     kinds = method_kinds(rows[rows.status == "ok"])
     runs = rows.groupby(GROUP).seed.nunique()
-    varying = {k: _varying(g.params) for k, g in rows.groupby(["task", "ablation", "method"])}
+    varying = {k: _varying_keys([_params(p) for p in set(g.params)])
+               for k, g in rows.groupby(["task", "ablation", "method"])}
     ok = rows[rows.status == "ok"]
     fixed = ok.circuit.str.startswith("sparsity=") & ok.method.map(kinds).eq("scores")
     found = (ok.circuit == "discovered") & ok.method.map(kinds).eq("circuit")
