@@ -10,8 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmark.conventions import ABLATIONS
-from benchmark.task_names import is_lm_task
+from benchmark.core.conventions import ABLATIONS
+from benchmark.core.task_names import is_lm_task
 
 
 def _parse_method_params(extra: list[str]) -> dict:
@@ -35,10 +35,10 @@ def _parse_method_params(extra: list[str]) -> dict:
 
 
 def cmd_list(args) -> int:
-    from benchmark import list_tasks
-    from benchmark.discover import list_methods
-    from benchmark.registry import METHODS
-    from benchmark.lm_task import list_lm_tasks
+    from benchmark.tasks import list_tasks
+    from benchmark.backends.lm.task import list_lm_tasks
+    from benchmark.core.registry import METHODS
+    from benchmark.discovery import list_methods
     print("tasks:   " + ", ".join(list_tasks()))
     print("language-model tasks (prompt task@model): " + ", ".join(list_lm_tasks()))
     print("methods:")
@@ -51,7 +51,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from benchmark import load_task
+    from benchmark.tasks import load_task
     if args.out:
         _check_writable(args.out)
     for name in args.task:
@@ -63,7 +63,7 @@ def cmd_compile(args) -> int:
             print(f"{name}: {task.graph.n_edges} edges, {task.spec.space:,} distinct prompts"
                   + (f", held-out accuracy {accuracy}" if accuracy is not None else ""))
             if args.out:
-                from benchmark.artifact import atomic_write_json
+                from benchmark.core.artifact import atomic_write_json
                 atomic_write_json(args.out, task.summary())
             continue
         m = task.meta
@@ -73,7 +73,7 @@ def cmd_compile(args) -> int:
               f"(max |torch - haiku| = {v['max_abs_diff_torch_vs_haiku']:.2g}), "
               f"ground truth sizes {gt}")
         if args.out:
-            from benchmark.artifact import atomic_write_json
+            from benchmark.core.artifact import atomic_write_json
             atomic_write_json(args.out, task.summary())
     return 0
 
@@ -81,7 +81,7 @@ def cmd_compile(args) -> int:
 def _check_writable(path, option: str = "--out", folder: bool = False) -> None:
     """Fail before any work when a file (or a folder to write files in) cannot be written: not
     after minutes of compiling or discovery, and as one line, not a traceback."""
-    from benchmark.results_folder import cannot_write
+    from benchmark.workflow.results_folder import cannot_write
     target = Path(path).resolve()
     why = ("it is a folder" if not folder and target.is_dir() else
            cannot_write(target if folder else target.parent))
@@ -96,26 +96,28 @@ def _check_cache(task: str, cache) -> None:
     cannot be written (a complete cache may be read-only)."""
     option = "--cache" if cache else "task cache"
     if is_lm_task(task):  # a prompt task on a language model: a local model is trained once, cached
-        from benchmark.lm_task import model_dir, split_name
+        from benchmark.backends.lm.models import model_dir
+        from benchmark.backends.lm.task import split_name
         lm = split_name(task)[1]
         model = model_dir(lm.name, cache)
         if lm.trained_here and not (model / "report.json").is_file():
             _check_writable(model.parent, option, folder=True)
         return
-    from benchmark.registry import TASKS
-    from benchmark.task import artifact_path
+    from benchmark.backends.tracr.task import artifact_path
+    from benchmark.core.registry import TASKS
     artifact = artifact_path(TASKS.get(task), Path(cache) if cache else None)
     if not artifact.exists():
         _check_writable(artifact.parent, option, folder=True)
 
 
 def cmd_discover(args, extra) -> int:
-    """The workflow's discovery (benchmark.discover.discover_stage): same isolation, limits and
+    """The workflow's discovery (benchmark.workflow.discover_stage): same isolation, limits and
     record fields; the dataset is built in a temporary folder."""
-    from benchmark import load_task
+    from benchmark.tasks import load_task
+    from benchmark.core.devices import resolve_device
+    from benchmark.core.registry import METHODS
     from benchmark.datasets import dataset_stage
-    from benchmark.discover import discover_stage, resolve_device
-    from benchmark.registry import METHODS
+    from benchmark.workflow.discover_stage import discover_stage
     params = _parse_method_params(extra)
     if args.out:
         _check_writable(args.out)
@@ -150,8 +152,8 @@ CI_RUN = ("run the CI config first (snakemake --cores 2 --configfile config/ci.y
 
 def _is_score_file(path: Path) -> bool:
     """Whether `path` has the score columns; a damaged score file is an error with its fix."""
-    from benchmark.damaged import NotScoreFile, check_scores
-    from benchmark.evaluate import COLUMNS
+    from benchmark.scoring.schema import COLUMNS
+    from benchmark.workflow.damaged import NotScoreFile, check_scores
     try:
         check_scores(str(path), COLUMNS)
     except NotScoreFile:
@@ -168,7 +170,7 @@ def _score_files(root: Path) -> tuple[list[Path], int]:
     if not root.is_dir():
         if not _is_score_file(root):
             raise ValueError(f"--scores {root}: not a score file (a CSV with the columns of "
-                             "benchmark.evaluate.COLUMNS, <results>/scores/<task>/<ablation>/"
+                             "benchmark.scoring.schema.COLUMNS, <results>/scores/<task>/<ablation>/"
                              f"n<N>/s<seed>.csv); {CI_RUN}")
         return [root], 0
     csvs = sorted(root.rglob("*.csv"))
@@ -178,7 +180,7 @@ def _score_files(root: Path) -> tuple[list[Path], int]:
 
 def cmd_update_reference(args) -> int:
     """Writes nothing unless the score files hold rows, each identity (regression.KEY) once."""
-    from benchmark import regression
+    from benchmark.scoring import regression
     root = Path(args.scores)
     out = args.out or regression.REFERENCE
     if not root.exists():

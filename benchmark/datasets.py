@@ -10,14 +10,14 @@ import sys
 
 import torch
 
-from benchmark.artifact import atomic_write_bytes
-from benchmark.data import Split, TaskData
+from benchmark.core.artifact import atomic_write_bytes
+from benchmark.graph.data import Split, TaskData
 
 
 def dataset_stage(task_name: str, cache: str, n: int, seed: int, eval_examples: int,
                   out: str) -> None:
-    from benchmark import load_task
-    from benchmark.task import task_key
+    from benchmark.tasks import load_task
+    from benchmark.tasks import task_key
     data = load_task(task_name, cache=cache).dataset(n=n, seed=seed, n_eval=eval_examples)
     buf = io.BytesIO()
     torch.save({"task": data.task, "task_key": task_key(task_name), "seed": data.seed,
@@ -40,7 +40,7 @@ def load_dataset(path: str, task_name: str | None = None, n: int | None = None,
     except Exception as err:  # torch/zip/pickle errors name no file; this one does
         raise DatasetError(f"dataset {path} is unreadable ({type(err).__name__}: {err})") \
             from None
-    from benchmark.task import task_key
+    from benchmark.tasks import task_key
     expected = {"task": task_name, "seed": seed, "n": n,
                 "task_key": task_key(task_name) if task_name else None}
     for key, want in expected.items():

@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.data import Split
-from benchmark.graph import Graph
-from benchmark.metrics import answer_nll, faithfulness
+from benchmark.graph.circuit import ablated_outputs, run_circuit
+from benchmark.graph.data import Split
+from benchmark.graph.graph import Graph
+from benchmark.graph.metrics import answer_nll, faithfulness
 
 OutputType = Literal["scores", "circuit"]
 
@@ -38,7 +38,7 @@ class Counters:
 
 @dataclass
 class Problem:
-    model: Any                     # a benchmark.model.GraphModel
+    model: Any                     # a benchmark.graph.model.GraphModel
     graph: Graph
     data: Split                    # the discovery split only
     ablation: str                  # "zero", "resample" or "mean"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.circuit import Recording
+from benchmark.graph.circuit import Recording
 from benchmark.protocol import Adapter, Discovery, Problem, param
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.circuit import Recording
+from benchmark.graph.circuit import Recording
 from benchmark.protocol import Problem
 
 

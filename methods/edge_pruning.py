@@ -44,7 +44,7 @@ edge and node masks exceeds the threshold.
 
 Presets. The published Tracr settings differ per task, and an adapter only sees the Problem
 (never the task's name), so callers pick the preset: `EdgePruning.params(task_name, **values)`
-(what `benchmark.discover.discover`, the CLI and the workflow call) or, equivalently,
+(what `benchmark.discovery.discover`, the CLI and the workflow call) or, equivalently,
 `params_for_task(task_name, **overrides)`. `PRESETS` holds the resulting Params per task;
 tasks without a preset get the `Params` defaults (the reverse settings, which suit a task with a
 few hundred edges; they are the paper's for the larger of its two Tracr programs). Explicit values
@@ -68,7 +68,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from benchmark.data import Split
+from benchmark.graph.data import Split
 from benchmark.protocol import Adapter, Discovery, Problem, param
 
 EPS = 1e-6                 # keeps the uniform noise away from 0 and 1

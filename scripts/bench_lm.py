@@ -139,8 +139,8 @@ def _loss(logits, ids):
 def passes(hf, model, ids, corrupted, ep_steps: int, clock: dict | None = None) -> dict:
     """{pass: prepare}: prepare() does the pass's untimed set-up and returns the timed run.
     Edge Pruning runs append their training loop's seconds per step to clock[steps]."""
-    from benchmark.circuit import ablated_outputs, graph_of, run_circuit
-    from benchmark.data import Split
+    from benchmark.graph.circuit import ablated_outputs, graph_of, run_circuit
+    from benchmark.graph.data import Split
     from benchmark.protocol import Problem
     from methods.eap import EAP
     from methods.edge_pruning import EdgePruning
@@ -201,18 +201,18 @@ def _trained_dir(config: str, cache: str):
     name = CONFIGS[config].get("trained")
     if name is None:
         return None
-    from benchmark.lm_task import model_dir
+    from benchmark.backends.lm.models import model_dir
     return model_dir(name, cache)
 
 
 def _setup(config: str, device: torch.device, cache: str):
     """The HF GPT-2 of this config on `device`, its graph model, clean and corrupted ids."""
-    from benchmark.lm_model import LMGraphModel
+    from benchmark.backends.lm.model import LMGraphModel
     spec = dict(CONFIGS[config])
     trained = spec.pop("trained", None)
     torch.manual_seed(0)
     if trained:
-        from benchmark.lm_task import load_model
+        from benchmark.backends.lm.models import load_model
         hf, _tokenizer, _report = load_model(trained, cache, device=str(device))
     else:
         import transformers as tf
@@ -226,7 +226,7 @@ def _setup(config: str, device: torch.device, cache: str):
 
 
 def bench(config: str, args) -> None:
-    from benchmark.circuit import graph_of
+    from benchmark.graph.circuit import graph_of
     trained_dir = _trained_dir(config, args.cache)
     if trained_dir is not None and not (trained_dir / "report.json").is_file():
         print(f"\n{config}: skipped, no trained model at {trained_dir} (train it with the "

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _timing import median_time  # the scripts folder is on sys.path when run as a script
 
 from benchmark import load_task
-from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.discover import discover, list_methods
-from benchmark.metrics import faithfulness
-from _timing import median_time  # the scripts folder is on sys.path when run as a script
+from benchmark.discovery import discover, list_methods
+from benchmark.graph.circuit import ablated_outputs, run_circuit
+from benchmark.graph.metrics import faithfulness
 
 
 def reference_passes(task, n: int, ablation: str, rows: int | None = None,

@@ -27,9 +27,9 @@ import time
 import torch
 
 from benchmark import load_task
-from benchmark.conventions import MATCHING
-from benchmark.data import Split
-from benchmark.discover import discover, make_problem
+from benchmark.core.conventions import MATCHING
+from benchmark.discovery import discover, make_problem
+from benchmark.graph.data import Split
 
 
 def forward_backward_seconds(task, n: int, seed: int, ablation: str, batch_size: int,

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from benchmark import list_tasks
-from benchmark.artifact import Artifact
-from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.registry import TASKS
-from benchmark.task import Task, artifact_path
+from benchmark.backends.tracr.task import Task, artifact_path
+from benchmark.core.artifact import Artifact
+from benchmark.core.registry import TASKS
+from benchmark.graph.circuit import ablated_outputs, run_circuit
 
 COLUMNS = [("task", 14, "s"), ("shape", 6, "s"), ("edges", 6, "d"), ("compile", 8, ".2f"),
            ("verify", 8, ".2f"), ("gt", 8, ".2f"), ("forward", 8, ".3f"), ("masked", 8, ".3f"),
@@ -51,7 +51,7 @@ def build(name: str, cache: Path, device: str) -> tuple[Task, str]:
     path = artifact_path(spec, cache / "tasks")
     note = "cached build" if path.exists() else ""
     if not path.exists():
-        from benchmark.task_build import build_task_artifact  # jax only here
+        from benchmark.backends.tracr.build import build_task_artifact  # jax only here
         build_task_artifact(spec).save(path)
     return Task(spec, Artifact.load(path), device=device), note
 

@@ -5,7 +5,7 @@ the current code builds. For quick local reruns, CIRCUITBENCH_TEST_CACHE=<dir> m
 session reuse (and fill) a persistent folder instead.
 
 tracr's compile of a task is memoised for the session: `load_task` compiles through
-`benchmark.tracr_compile.compile_program`; the compile tests reuse that same compilation (the
+`benchmark.backends.tracr.compile.compile_program`; the compile tests reuse that same compilation (the
 haiku model and the RASP program) instead of compiling a second time.
 
 The suite runs on both cores (`pytest -n 2`, pytest-xdist): each test file stays on one worker
@@ -79,7 +79,7 @@ def task_cache(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def compilations():
     """name -> (program, haiku model) of every tracr compile this session, one per task."""
-    from benchmark import tracr_compile
+    from benchmark.backends.tracr import compile as tracr_compile
     original = tracr_compile.compile_program
     done = {}
 
@@ -114,7 +114,7 @@ def get_task(task_cache, compilations):
 @pytest.fixture(scope="session")
 def get_compiled(get_task, compilations):
     """get_compiled(name): (program, haiku model) of the compile behind get_task(name)."""
-    from benchmark import tracr_compile
+    from benchmark.backends.tracr import compile as tracr_compile
 
     def get(name):
         task = get_task(name)

@@ -130,7 +130,7 @@ def leak_and_hang() -> dict:
 
 def leak_and_hang_stage() -> None:
     """A job stage (tests/test_job_server.py): a method's child that leaks processes, hanging."""
-    from benchmark.isolation import run_isolated
+    from benchmark.workflow.isolation import run_isolated
     run_isolated(leak_and_hang, {}, timeout_s=300, start="fork")
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark import list_tasks
-from benchmark.circuit import Recording, ablated_outputs, run_circuit
+from benchmark.graph.circuit import Recording, ablated_outputs, run_circuit
 
 TASKS = list_tasks()
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from benchmark import regression
 from benchmark.cli import main
-from benchmark.evaluate import COLUMNS
+from benchmark.core.registry import METHODS
 from benchmark.protocol import Adapter, Discovery
-from benchmark.registry import METHODS
+from benchmark.scoring import regression
+from benchmark.scoring.schema import COLUMNS
 
 
 def _error(capsys, *argv) -> str:

@@ -7,10 +7,15 @@ import pytest
 import torch
 
 from benchmark import list_tasks
-from benchmark.artifact import Artifact
-from benchmark.inputs import verification_inputs
-from benchmark.model import TracrTransformer
-from benchmark.tracr_compile import VerificationError, extract_artifact, stable_label, verify
+from benchmark.backends.tracr.compile import (
+    VerificationError,
+    extract_artifact,
+    stable_label,
+    verify,
+)
+from benchmark.backends.tracr.model import TracrTransformer
+from benchmark.core.artifact import Artifact
+from benchmark.graph.inputs import verification_inputs
 
 TASKS = list_tasks()
 RASP_CHECKS = 300  # rasp.evaluate is slow in Python: check every input up to this many

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from benchmark.discover import list_methods, make_problem
-from benchmark.registry import METHODS
+from benchmark.core.registry import METHODS
+from benchmark.discovery import list_methods, make_problem
 
 FAST = {"edge_pruning": {"steps": 60}, "acdc": {"threshold": 0.01}}
 

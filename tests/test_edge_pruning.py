@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from benchmark.discover import discover, make_problem
+from benchmark.discovery import discover, make_problem
 from methods import edge_pruning
 from methods.edge_pruning import PRESETS, EdgePruning, params_for_task
 
@@ -155,7 +155,7 @@ def test_checkpointing_and_autocast_options(get_task):
     with float32 masks where the CPU has bf16 instructions, and is refused clearly elsewhere."""
     import torch
 
-    from benchmark.discover import discover
+    from benchmark.discovery import discover
     from methods.edge_pruning import EdgePruning, check_autocast
     task = get_task("xproportion")
     base = dict(steps=60, batch_size=8)

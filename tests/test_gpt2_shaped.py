@@ -1,4 +1,4 @@
-"""The GPT-2-small-shaped model trained here (tasks/narrow_gpt2.py): 12 layers x 12 heads at a
+"""The GPT-2-small-shaped model trained here (tasks/models/narrow_gpt2.py): 12 layers x 12 heads at a
 narrow width, so its graph is GPT-2 small's, 32,491 edges. Checked on the untrained model built
 from the spec (training it takes minutes: the benchmark's run does that, not the tests)."""
 import os
@@ -7,12 +7,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the hub
 
 import torch
 
-from benchmark.circuit import graph_of
-from benchmark.graph import Graph
-from benchmark.lm_model import LMGraphModel
-from benchmark.lm_train import build_model
-from benchmark.prompts import local_tokenizer
-from benchmark.registry import LM_MODELS, PROMPT_TASKS
+from benchmark.backends.lm.model import LMGraphModel
+from benchmark.backends.lm.prompts import local_tokenizer
+from benchmark.backends.lm.train import build_model
+from benchmark.core.registry import LM_MODELS, PROMPT_TASKS
+from benchmark.graph.circuit import graph_of
+from benchmark.graph.graph import Graph
 
 NAME = "narrow_gpt2"
 GPT2_SMALL_EDGES = 32_491

@@ -13,9 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark import isolation  # noqa: E402
+from benchmark.core.devices import resolve_device  # noqa: E402
 from benchmark.datasets import dataset_stage  # noqa: E402
-from benchmark.discover import discover_stage, resolve_device  # noqa: E402
+from benchmark.workflow import isolation  # noqa: E402
+from benchmark.workflow.discover_stage import discover_stage  # noqa: E402
 
 NVML = "PYTORCH_NVML_BASED_CUDA_CHECK"
 cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -34,15 +35,16 @@ def dataset(tmp_path_factory, task_cache, get_task):
 def fake_gpu(monkeypatch):
     """This machine sees one CUDA device (as NVML would say), and run_isolated only records
     how it was asked to run the child: a failed child, whose record the stage still writes."""
-    import benchmark.lm_load
-    monkeypatch.setattr(benchmark.lm_load, "cuda_device_count", lambda: 1)
+    import benchmark.core.devices
+    import benchmark.workflow.discover_stage
+    monkeypatch.setattr(benchmark.core.devices, "cuda_device_count", lambda: 1)
     calls = []
 
     def run_isolated(target, kwargs, **how):
         calls.append(dict(how, kwargs=kwargs))
         return isolation.Outcome("failed", "not run", None, 0.0, 0.0)
 
-    monkeypatch.setattr(isolation, "run_isolated", run_isolated)
+    monkeypatch.setattr(benchmark.workflow.discover_stage, "run_isolated", run_isolated)
     return calls
 
 
@@ -152,7 +154,7 @@ SCORED = ("faithfulness", "faithfulness_ci_low", "faithfulness_ci_high", "faithf
 
 
 def _rows(task, record, batch_size):
-    from benchmark.evaluate import score_record
+    from benchmark.scoring.evaluate import score_record
     return score_record(task, record, sparsities=(0.5, 0.9), eval_examples=200,
                         batch_size=batch_size)
 
@@ -169,7 +171,7 @@ def _assert_same(a, b, exact: bool):
 
 
 def _record(task, method, ablation):
-    from benchmark.discover import circuit_record, discover
+    from benchmark.discovery import circuit_record, discover
     result, adapter, params = discover(task, method, {}, n=50, seed=0, ablation=ablation)
     return dict(circuit_record(task, result, adapter, params, n=50, seed=0, ablation=ablation,
                                device="cpu"), status="ok")
@@ -189,7 +191,8 @@ def test_batched_scores_equal_one_forward_on_tracr(get_task, ablation):
 def test_the_score_stage_in_batches_writes_the_same_scores(get_task, task_cache, tmp_path):
     """The workflow's score stage (device "auto": the CPU here): same CSV in batches of 7."""
     import pandas as pd
-    from benchmark.score_stage import score_stage
+
+    from benchmark.scoring.stage import score_stage
     task = get_task("xproportion")
     paths = []
     for method in ("eap", "acdc"):
@@ -210,8 +213,8 @@ def test_the_score_stage_in_batches_writes_the_same_scores(get_task, task_cache,
 def lm_task(task_cache):
     """ioi on a GPT-2 trained for a few steps (registered for this module)."""
     from benchmark import load_task
-    from benchmark.registry import LM_MODELS
-    from tasks.lm_spec import LMSpec
+    from benchmark.backends.lm.spec import LMSpec
+    from benchmark.core.registry import LM_MODELS
     LM_MODELS.register(LMSpec(name="gpu_policy_gpt2", family="gpt2", tasks=("ioi",),
                               train_tasks=("ioi",), steps=5, batch_size=8, min_accuracy=0.0,
                               min_corruption_kl=0.0))
@@ -234,7 +237,8 @@ def test_discover_and_score_stages_on_cuda(dataset, task_cache, tmp_path):
     capped by a GPU fraction (a tiny cap reads `oom`), EAP and a few Edge Pruning steps give
     circuit files, and the score stage scores them on the GPU as on the CPU."""
     import pandas as pd
-    from benchmark.score_stage import score_stage
+
+    from benchmark.scoring.stage import score_stage
     fresh = not torch.cuda.is_initialized()
     paths = []
     for method, params in (("eap", {}), ("edge_pruning", {"steps": 20})):

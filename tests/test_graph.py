@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from benchmark.graph import Graph
+from benchmark.graph.graph import Graph
 
 
 def _expected_edges(n_layers, n_heads):
-    """DESIGN.md section 2 written out independently of benchmark.graph."""
+    """DESIGN.md section 2 written out independently of benchmark.graph.graph."""
     emb = ["tok_embeds", "pos_embeds"]
 
     def heads(layer):

@@ -1,16 +1,16 @@
 """Stage 4, ground truth: exact edge lists for the reference tasks, validated for every task.
 
-The validation here is independent of benchmark.ground_truth: it re-runs the masked forward from
+The validation here is independent of benchmark.backends.tracr.ground_truth: it re-runs the masked forward from
 scratch (no cached partial runs) on the task's own inputs and clean/corrupted pairs.
 """
 import pytest
 import torch
 
 from benchmark import list_tasks
-from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.conventions import EDGE_CONVENTIONS as CONVENTIONS  # a Tracr task has these
-from benchmark.metrics import changed_examples
-from benchmark.task_build import ground_truth_inputs
+from benchmark.backends.tracr.build import ground_truth_inputs
+from benchmark.core.conventions import EDGE_CONVENTIONS as CONVENTIONS  # a Tracr task has these
+from benchmark.graph.circuit import ablated_outputs, run_circuit
+from benchmark.graph.metrics import changed_examples
 
 EXPECTED = {
     "reverse": {

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.evaluate import COLUMNS
-from benchmark.headline import headline, main_cells, pairwise_tests, run_table
-from benchmark.leaderboard import build_leaderboard
-from benchmark.scoring import faithfulness_area, ranking_counts, ratio_interval
+from benchmark.report.headline import headline, main_cells, pairwise_tests, run_table
+from benchmark.report.leaderboard import build_leaderboard
+from benchmark.scoring.recovery import faithfulness_area, ranking_counts, ratio_interval
+from benchmark.scoring.schema import COLUMNS
 
 N_EDGES = 10
 EMPTY = 2.0  # KL of the empty circuit in every synthetic cell

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.artifact import Artifact, ArtifactError
+from benchmark.backends.tracr.task import artifact_path
+from benchmark.core.artifact import Artifact, ArtifactError
+from benchmark.core.registry import TASKS
 from benchmark.datasets import DatasetError, dataset_stage, ensure_dataset, load_dataset
-from benchmark.registry import TASKS
-from benchmark.task import artifact_path, load_task
+from benchmark.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,8 +109,8 @@ def _frac_of_a():
 
 
 def test_a_task_whose_output_ignores_its_input_is_refused():
-    from benchmark.task_build import DegenerateTaskError, build_task_artifact
-    from tasks.spec import TaskSpec
+    from benchmark.backends.tracr.build import DegenerateTaskError, build_task_artifact
+    from benchmark.backends.tracr.spec import TaskSpec
     spec = TaskSpec(name="frac_of_missing_a", program=_frac_of_a, vocab=("w", "x", "y"),
                     max_seq_len=4, length=3, output="numerical")
     with pytest.raises(DegenerateTaskError, match="does not depend on its input"):
@@ -117,7 +118,7 @@ def test_a_task_whose_output_ignores_its_input_is_refused():
 
 
 def test_a_damaged_circuit_file_is_named_with_the_fix(tmp_path):
-    from benchmark.score_stage import read_circuit
+    from benchmark.scoring.stage import read_circuit
     path = tmp_path / "c.json"
     path.write_text('{"task": "reverse", "meth')
     with pytest.raises(ValueError, match=rf"circuit file {path} is unreadable .*rerun snakemake"):
@@ -137,7 +138,7 @@ def test_a_damaged_circuit_file_is_named_with_the_fix(tmp_path):
 def test_a_second_quarantine_keeps_the_first_copy(tmp_path, capsys):
     """Each copy set aside gets a name of its own: `.damaged`, then `.damaged.1`, ...; the
     same for `.cancelled`."""
-    from benchmark.damaged import Cancelled, quarantine
+    from benchmark.workflow.damaged import Cancelled, quarantine
     path = str(tmp_path / "s0.csv")
 
     def damaged():

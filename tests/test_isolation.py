@@ -7,13 +7,13 @@ import json
 import os
 import time
 
-import pytest
-
 import faulty_methods
-from benchmark.datasets import dataset_stage
+import pytest
 from conftest import process_alive
-from benchmark.discover import discover_stage
-from benchmark.registry import METHODS
+
+from benchmark.core.registry import METHODS
+from benchmark.datasets import dataset_stage
+from benchmark.workflow.discover_stage import discover_stage
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_memory_limit_gives_oom(faulty, dataset, task_cache, tmp_path):
 
 def test_a_sigkill_reads_oom_only_when_memory_says_so():
     """A method may SIGKILL itself (or be killed) for other reasons than memory."""
-    from benchmark.isolation import _death_cause
+    from benchmark.workflow.isolation import _death_cause
     status, error = _death_cause(-9, peak_mb=900, mem_mb=4000)
     assert status == "failed" and "killed by signal 9 (SIGKILL)" in error
     assert "memory" not in error and "batch size" not in error
@@ -137,8 +137,8 @@ FORKED = """
 import json, sys
 sys.path.insert(0, {tests!r})
 import faulty_methods
-from benchmark.discover import discover_stage
-from benchmark.registry import METHODS
+from benchmark.workflow.discover_stage import discover_stage
+from benchmark.core.registry import METHODS
 METHODS.names()
 for cls in faulty_methods.FAULTY:
     METHODS.register(cls, "tests/faulty_methods.py")
@@ -170,8 +170,8 @@ STOPPED = """
 import sys
 sys.path.insert(0, {tests!r})
 import faulty_methods
-from benchmark.discover import discover_stage
-from benchmark.registry import METHODS
+from benchmark.workflow.discover_stage import discover_stage
+from benchmark.core.registry import METHODS
 METHODS.names()
 for cls in faulty_methods.FAULTY:
     METHODS.register(cls, "tests/faulty_methods.py")
@@ -190,7 +190,7 @@ def test_a_job_stopped_from_outside_records_a_cancelled_cell(faulty, dataset, ta
     import sys
     from pathlib import Path
 
-    from benchmark.damaged import check_not_cancelled, quarantine
+    from benchmark.workflow.damaged import check_not_cancelled, quarantine
     out = tmp_path / "stopped.json"
     log = tmp_path / "stopped.log"
     script = STOPPED.format(tests=str(Path(__file__).parent), cache=task_cache,

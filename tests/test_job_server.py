@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from benchmark.job_server import ENV
 from conftest import ROOT, process_alive
 
-CLIENT = "from benchmark.job_server import run_stage; import sys; run_stage(*sys.argv[1:])"
+from benchmark.workflow.job_server import ENV
+
+CLIENT = "from benchmark.workflow.job_server import run_stage; import sys; run_stage(*sys.argv[1:])"
 
 
 def _wait_for(predicate, seconds=60.0, what="condition"):
@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     """A server owned by this test process, its address and its log."""
     tmp = tmp_path_factory.mktemp("server")
     address, log = str(tmp / "s.sock"), tmp / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.job_server", address,
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.workflow.job_server", address,
                              str(os.getpid())], cwd=ROOT, stdout=open(log, "w"),
                             stderr=subprocess.STDOUT)
     _wait_for(lambda: "ready" in log.read_text(), what="the server's start-up")
@@ -135,7 +135,7 @@ def test_the_server_dies_with_its_parent(tmp_path):
     address, log = str(tmp_path / "s.sock"), tmp_path / "server.log"
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-m', 'benchmark.job_server', {address!r}, "
+        f"p = subprocess.Popen([sys.executable, '-m', 'benchmark.workflow.job_server', {address!r}, "
         "str(__import__('os').getpid())], stdout=open(sys.argv[1], 'w'))\n"
         "print(p.pid, flush=True)\n"
         "time.sleep(600)\n"), str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.circuit import ablated_outputs, run_circuit
-from benchmark.evaluate import seen_fraction
-from benchmark.inputs import sample_different, sample_inputs
-from benchmark.metrics import changed_examples
+from benchmark.graph.circuit import ablated_outputs, run_circuit
+from benchmark.graph.inputs import sample_different, sample_inputs
+from benchmark.graph.metrics import changed_examples
+from benchmark.scoring.evaluate import seen_fraction
 
 LARGE = {"reverse_large": 8 ** 7, "sort_large": 6 ** 8, "hist_large": 4 ** 10}
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.evaluate import COLUMNS
-from benchmark.leaderboard import build_leaderboard
-from benchmark.score_files import read_scores
-from benchmark.scoring import sweep_auc
+from benchmark.report.leaderboard import build_leaderboard
+from benchmark.scoring.recovery import sweep_auc
+from benchmark.scoring.schema import COLUMNS
+from benchmark.scoring.score_files import read_scores
 
 PNGS = ("faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
         "scaling_vs_examples.png", "kl_vs_sparsity.png")

@@ -1,4 +1,4 @@
-"""The pretrained-LM configs (config/gpt2.yaml, config/tinyllama.yaml) plan as they say.
+"""The pretrained-LM configs (config/gpt2.yaml, config/tinyllama_1b.yaml) plan as they say.
 
 Their real runs need downloaded weights and a GPU; a dry run needs neither, so this checks that
 each config validates, names only known tasks and valid hyper-parameters, and plans one
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ("gpt2", "tinyllama")
+CONFIGS = ("gpt2", "tinyllama_1b")
 
 
 def _study_defaults() -> dict:
@@ -100,9 +100,9 @@ def test_expected_runs_counts_a_grid():
 def test_gpt2_small_declares_the_published_ioi_circuit():
     """Wang et al.'s 26 heads, every one a head of GPT-2 small's graph (12 layers x 12 heads),
     for IOI and IOI-t1 only; without loading any weights."""
-    from benchmark.graph import Graph
-    from benchmark.registry import LM_MODELS
-    from tasks.ioi_circuit import IOI_HEAD_CLASSES
+    from benchmark.core.registry import LM_MODELS
+    from benchmark.graph.graph import Graph
+    from tasks.prompts.ioi_circuit import IOI_HEAD_CLASSES
     gpt2 = LM_MODELS.get("gpt2")
     heads = gpt2.published_circuit("ioi")
     assert len(heads) == 26 == sum(len(v) for v in IOI_HEAD_CLASSES.values())
@@ -120,9 +120,9 @@ def gpt2_copy(tmp_path, monkeypatch):
     import torch
     import transformers
 
-    from benchmark.lm_task import PRETRAINED_ENV
-    from benchmark.prompts import local_tokenizer
-    from benchmark.registry import LM_MODELS, PROMPT_TASKS
+    from benchmark.backends.lm.models import PRETRAINED_ENV
+    from benchmark.backends.lm.prompts import local_tokenizer
+    from benchmark.core.registry import LM_MODELS, PROMPT_TASKS
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tok = local_tokenizer(*(PROMPT_TASKS.get(t) for t in LM_MODELS.get("gpt2").tasks))
     torch.manual_seed(0)
@@ -138,7 +138,8 @@ def gpt2_copy(tmp_path, monkeypatch):
 def test_a_local_copy_of_a_pretrained_model_is_loaded(gpt2_copy, monkeypatch, tmp_path):
     import torch
 
-    from benchmark.lm_task import PRETRAINED_ENV, lm_model_key, lm_task_key, load_lm_task
+    from benchmark.backends.lm.models import PRETRAINED_ENV, lm_model_key
+    from benchmark.backends.lm.task import lm_task_key, load_lm_task
     task = load_lm_task("ioi@gpt2", cache=tmp_path / "cache")
     assert task.source == gpt2_copy and task.report["local_copy"] == gpt2_copy
     assert task.graph.n_edges == 32_491 and task.conventions == ("published",)
@@ -155,10 +156,11 @@ def test_a_local_copy_of_a_pretrained_model_is_loaded(gpt2_copy, monkeypatch, tm
 
 
 def test_a_wrong_pretrained_entry_is_one_clear_line(gpt2_copy, monkeypatch, tmp_path):
-    from benchmark.lm_task import PRETRAINED_ENV, lm_task_key, load_lm_task
+    from benchmark.backends.lm.models import PRETRAINED_ENV
+    from benchmark.backends.lm.task import lm_task_key, load_lm_task
     for name in ("no_such_model", "tiny_gpt2"):  # unknown, or trained here
         monkeypatch.setenv(PRETRAINED_ENV, json.dumps({name: gpt2_copy}))
-        with pytest.raises(ValueError, match=f"`pretrained`: '{name}' .*known: gpt2, tinyllama"):
+        with pytest.raises(ValueError, match=f"`pretrained`: '{name}' .*known: gpt2, tinyllama_1b"):
             lm_task_key("ioi@gpt2")
     missing = str(tmp_path / "missing")
     monkeypatch.setenv(PRETRAINED_ENV, json.dumps({"gpt2": missing}))
@@ -173,7 +175,7 @@ def test_gpt2_offline_without_a_copy_is_one_line(tmp_path, how):
     the same line: no traceback either way."""
     env = {k: v for k, v in os.environ.items() if k != "CIRCUITBENCH_PRETRAINED"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    job = f"from benchmark.lm_task import load_model; load_model('gpt2', {str(tmp_path)!r})"
+    job = f"from benchmark.backends.lm.models import load_model; load_model('gpt2', {str(tmp_path)!r})"
     cmd = (["-m", "benchmark", "compile", "--task", "ioi@gpt2", "--cache", str(tmp_path)]
            if how == "cli" else ["-c", job])
     proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, env=env, capture_output=True,

@@ -1,7 +1,7 @@
 """Prompt-task metrics read the answer position and compute what their docstrings say."""
 import torch
 
-from benchmark.lm_metrics import at_answer, greater_than, logit_diff
+from benchmark.backends.lm.metrics import at_answer, greater_than, logit_diff
 
 
 def _logits():

@@ -16,8 +16,8 @@ import torch  # noqa: E402
 import transformers as tf  # noqa: E402
 
 from benchmark import load_lm  # noqa: E402
-from benchmark.circuit import ablated_outputs, graph_of, run_circuit  # noqa: E402
-from benchmark.lm_model import LMGraphModel  # noqa: E402
+from benchmark.backends.lm.model import LMGraphModel  # noqa: E402
+from benchmark.graph.circuit import ablated_outputs, graph_of, run_circuit  # noqa: E402
 
 SIZES = {"small": dict(layers=2, d=32, heads=4, kv=2, vocab=100),
          "medium": dict(layers=3, d=64, heads=8, kv=2, vocab=300)}
@@ -231,7 +231,7 @@ def test_memory_saving_paths_give_the_same_gradients(models, family, monkeypatch
     """The masked sum keeps no stacked copy of the writers for the backward pass (it is
     recomputed there): the gradients are bit for bit those of the plain product; per-block
     checkpointing recomputes whole blocks and agrees to float rounding."""
-    from benchmark import circuit
+    from benchmark.graph import circuit
     hf, model = models(family, "small")
     g = graph_of(model)
     ids, am, ablated, weights = _resample_batch(model)
@@ -251,7 +251,7 @@ def test_memory_saving_paths_give_the_same_gradients(models, family, monkeypatch
 
 
 def test_checkpointed_blocks_record_no_inputs(models):
-    from benchmark.circuit import Recording
+    from benchmark.graph.circuit import Recording
     _, model = models("gpt2", "small")
     ids, _ = _inputs(SIZES["small"]["vocab"])
     mask = torch.ones(graph_of(model).n_edges, requires_grad=True)
@@ -270,7 +270,7 @@ def test_mask_gradients_match_a_plain_autograd_reference(ablation, checkpoint_la
     whole blocks with checkpoint_layers) against autograd through the plain product, nothing
     recomputed, in float64 (attention scores stay float32 in both, as in HF's eager maths):
     shared and per-example masks."""
-    from benchmark import circuit
+    from benchmark.graph import circuit
     hf = _hf("gpt2", "small").double()
     model = LMGraphModel(hf)
     n = graph_of(model).n_edges
@@ -301,7 +301,7 @@ def test_default_backward_keeps_no_group_input():
     """Nothing the backward pass keeps shares storage with a reader group's input [P, B, S, D]
     (the norms' views of it are rebuilt from the writers): only the writers' outputs and the
     blocks' own intermediates stay."""
-    from benchmark import circuit
+    from benchmark.graph import circuit
     model = LMGraphModel(_hf("gpt2", "small"))
     ids, _ = _inputs(SIZES["small"]["vocab"])
     inputs, kept = [], []

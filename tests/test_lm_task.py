@@ -10,9 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.circuit import run_circuit  # noqa: E402
-from benchmark.registry import LM_MODELS  # noqa: E402
-from tasks.lm_spec import LMSpec  # noqa: E402
+from benchmark.backends.lm.spec import LMSpec  # noqa: E402
+from benchmark.core.registry import LM_MODELS  # noqa: E402
+from benchmark.graph.circuit import run_circuit  # noqa: E402
 
 TASKS = ("ioi", "greater_than")
 PUBLISHED = ("a0.h1", "a1.h3")
@@ -66,8 +66,8 @@ def test_datasets_are_seeded_disjoint_and_carry_answers(lm_tasks):
 def test_acdc_partial_reruns_keep_each_prompts_padding(lm_tasks):
     """ACDC recomputes only what an ablated edge changes, from its cached run: its final metric
     must be the metric of its circuit run from scratch, which reads each prompt's own answer."""
-    from benchmark.circuit import ablated_outputs
-    from benchmark.discover import discover
+    from benchmark.discovery import discover
+    from benchmark.graph.circuit import ablated_outputs
     task = lm_tasks[("ioi", "llama")]
     result, _, _ = discover(task, "acdc", {"threshold": 1e-5}, n=100, seed=0,
                             ablation="resample")
@@ -77,7 +77,7 @@ def test_acdc_partial_reruns_keep_each_prompts_padding(lm_tasks):
         ablated = ablated_outputs(task.model, "resample", data.clean, data.corrupted)
         out = run_circuit(task.model, data.clean, task.graph.mask_from_edges(result.circuit),
                           ablated)
-        from benchmark.metrics import faithfulness
+        from benchmark.graph.metrics import faithfulness
         again = float(faithfulness(full, out, "categorical"))
     assert 0 < len(result.circuit) < task.graph.n_edges
     assert again == pytest.approx(result.info["final_metric"], rel=1e-5, abs=1e-9)
@@ -85,9 +85,9 @@ def test_acdc_partial_reruns_keep_each_prompts_padding(lm_tasks):
 
 @pytest.mark.parametrize("method", ["eap", "eap_ig", "random"])
 def test_score_methods_and_scoring_on_a_language_model(lm_tasks, method):
-    from benchmark.discover import circuit_record, discover
-    from benchmark.evaluate import score_record
-    from benchmark.scoring import ranking_counts
+    from benchmark.discovery import circuit_record, discover
+    from benchmark.scoring.evaluate import score_record
+    from benchmark.scoring.recovery import ranking_counts
     task = lm_tasks[("greater_than", "gpt2")]
     result, adapter, params = discover(task, method, {}, n=100, seed=0, ablation="resample")
     record = dict(circuit_record(task, result, adapter, params, n=100, seed=0,
@@ -108,7 +108,7 @@ def test_score_methods_and_scoring_on_a_language_model(lm_tasks, method):
 def test_a_published_circuit_is_scored_at_head_level(lm_tasks):
     """Heads that write into a circuit against the published heads; a ranking's head score is
     its best outgoing edge's."""
-    from benchmark.evaluate import score_record
+    from benchmark.scoring.evaluate import score_record
     task = lm_tasks[("ioi", "gpt2")]
     assert task.conventions == ("published",)
     assert task.ground_truth("published") == frozenset(PUBLISHED)
@@ -138,7 +138,7 @@ def test_a_published_circuit_is_scored_at_head_level(lm_tasks):
 
 
 def test_edge_pruning_on_a_language_model(lm_tasks):
-    from benchmark.discover import discover
+    from benchmark.discovery import discover
     task = lm_tasks[("ioi", "gpt2")]
     result, _, _ = discover(task, "edge_pruning", {"steps": 100, "target_sparsity": 0.5,
                                                    "warmup_steps": 10, "mask_lr": 1.0,
@@ -161,8 +161,9 @@ def test_bad_names_say_what_exists(lm_tasks):
 def test_a_tokenizer_with_a_start_token_gets_it_in_front(lm_tasks):
     """Llama tokenizers add BOS: every prompt starts with it, answers stay at the last token."""
     from tokenizers.processors import TemplateProcessing
-    from benchmark.prompts import encode, local_tokenizer, draw_prompts
-    from benchmark.registry import PROMPT_TASKS
+
+    from benchmark.backends.lm.prompts import draw_prompts, encode, local_tokenizer
+    from benchmark.core.registry import PROMPT_TASKS
     spec = PROMPT_TASKS.get("greater_than")
     tok = local_tokenizer(spec)
     bos = tok.convert_tokens_to_ids("[EOS]")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.lm_train import _sample, accuracy, build_model, save_trained, train
-from benchmark.prompts import encode
-from benchmark.registry import PROMPT_TASKS
+from benchmark.backends.lm.prompts import encode
+from benchmark.backends.lm.train import _sample, accuracy, build_model, save_trained, train
+from benchmark.core.registry import PROMPT_TASKS
 
 SPECS = [PROMPT_TASKS.get("ioi_t1"), PROMPT_TASKS.get("gendered_pronoun")]
 TINY = dict(steps=30, batch_size=16, d_model=32, n_head=2, log=lambda *_: None)
@@ -56,8 +56,9 @@ def test_the_corruption_kl_measures_how_much_the_answer_depends_on_the_corruptio
     """0 for a model that answers every prompt alike (all weights zero: uniform logits), > 0
     for one that reads the prompt; a prompt whose corruption is itself gives 0 too."""
     import dataclasses
-    from benchmark.lm_train import corruption_kl
-    from benchmark.prompts import local_tokenizer
+
+    from benchmark.backends.lm.prompts import local_tokenizer
+    from benchmark.backends.lm.train import corruption_kl
     tok = local_tokenizer(*SPECS)
     prompts = _sample(SPECS[1], np.random.default_rng(0), 16)
     model = build_model("gpt2", len(tok), n_layer=1, d_model=32, n_head=2).eval()
@@ -72,7 +73,7 @@ def test_the_corruption_kl_measures_how_much_the_answer_depends_on_the_corruptio
 
 def test_a_model_blind_to_the_corruption_is_refused(monkeypatch):
     """A shortcut that passes the accuracy bar (Greater-Than: always "99") is still refused."""
-    import benchmark.lm_train as lm_train
+    import benchmark.backends.lm.train as lm_train
     monkeypatch.setattr(lm_train, "corruption_kl", lambda *_: 0.0002)
     with pytest.raises(ValueError, match="answers without what the corrupted prompts change"):
         train(SPECS, "gpt2", min_accuracy=0.0, min_corruption_kl=0.1, **TINY)

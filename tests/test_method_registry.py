@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from benchmark.registry import METHODS, RegistryError
+from benchmark.core.registry import METHODS, RegistryError
 
 
 def test_builtin_methods_registered():
@@ -50,7 +50,7 @@ def _install_toy_distribution(tmp_path, monkeypatch, method_name):
 
 
 def test_entry_point_method_runs_end_to_end(tmp_path, monkeypatch, get_task):
-    from benchmark.discover import discover
+    from benchmark.discovery import discover
     _install_toy_distribution(tmp_path, monkeypatch, "toy")
     try:
         assert "toy" in METHODS.names()
@@ -82,7 +82,7 @@ def test_unknown_parameter_names_known_ones():
 
 def test_a_module_that_fails_to_import_is_named_and_skipped(tmp_path, monkeypatch, capsys):
     """One broken adapter module must not stop `list` or runs of the other methods."""
-    from benchmark.registry import Registry
+    from benchmark.core.registry import Registry
     pkg = tmp_path / "someones_methods"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from benchmark.discover import discover
-from benchmark.scoring import roc_auc
+from benchmark.discovery import discover
+from benchmark.scoring.recovery import roc_auc
 
 
 @pytest.mark.parametrize("task_name", ["reverse", "xproportion"])

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
-from benchmark import lm_task
-from benchmark.lm_train import MANIFEST, file_hashes
-from benchmark.registry import LM_MODELS
-from tasks.lm_spec import LMSpec
+from benchmark.backends.lm import models as lm_models
+from benchmark.backends.lm.spec import LMSpec
+from benchmark.backends.lm.train import MANIFEST, file_hashes
+from benchmark.core.registry import LM_MODELS
 
 NAME = "test_cached"
 QUIET = {"log": lambda *_: None}
@@ -27,18 +27,18 @@ def saved(tmp_path_factory):
                               d_model=16, n_head=2, min_accuracy=0.0,
                               min_corruption_kl=0.0))
     cache = tmp_path_factory.mktemp("model_cache")
-    lm_task.train_model(NAME, cache, **QUIET)
-    yield lm_task.model_dir(NAME, cache)
+    lm_models.train_model(NAME, cache, **QUIET)
+    yield lm_models.model_dir(NAME, cache)
     LM_MODELS.reset()
 
 
 @pytest.fixture
 def cache(saved, tmp_path, monkeypatch):
     """A copy of the saved model's cache; `cache.trained` lists the trainings it sees."""
-    path = lm_task.model_dir(NAME, tmp_path)
+    path = lm_models.model_dir(NAME, tmp_path)
     shutil.copytree(saved, path)
-    trained, original = [], lm_task.train_model
-    monkeypatch.setattr(lm_task, "train_model",
+    trained, original = [], lm_models.train_model
+    monkeypatch.setattr(lm_models, "train_model",
                         lambda *a, **k: trained.append(a) or original(*a, **k, **QUIET))
     return type("Cache", (), {"root": tmp_path, "path": path, "trained": trained})
 
@@ -50,8 +50,8 @@ def test_the_manifest_covers_every_saved_file(saved):
 
 
 def test_a_good_cache_is_loaded_and_never_retrained(cache, capsys):
-    source, report = lm_task.model_source(NAME, cache.root)
-    hf, tok, again = lm_task.load_model(NAME, cache.root)
+    source, report = lm_models.model_source(NAME, cache.root)
+    hf, tok, again = lm_models.load_model(NAME, cache.root)
     assert source == str(cache.path) and report == again and report["model"] == NAME
     assert hf.config.n_layer == 1 and len(tok) == hf.config.vocab_size
     assert cache.trained == [] and "warning" not in capsys.readouterr().err
@@ -82,14 +82,14 @@ def test_a_damaged_cache_is_retrained_with_one_warning(cache, capsys, damage):
     name, damage_it = DAMAGE[damage]
     expected = json.loads((cache.path / MANIFEST).read_text())["files"]
     damage_it(cache.path)
-    source, report = lm_task.model_source(NAME, cache.root)
+    source, report = lm_models.model_source(NAME, cache.root)
     err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(err) == 1 and err[0].startswith("warning: model cache "), err
     assert str(cache.path) in err[0] and name in err[0] and "training it again" in err[0]
     assert len(cache.trained) == 1 and source == str(cache.path)
     # the seeded retraining saved whole again (atomically: no temporary folder left)
-    assert lm_task.verified_report(cache.path) == report
+    assert lm_models.verified_report(cache.path) == report
     assert file_hashes(str(cache.path))["model.safetensors"] == expected["model.safetensors"]
     assert [p.name for p in cache.path.parent.iterdir()] == [cache.path.name]
-    lm_task.model_source(NAME, cache.root)  # and is trusted from then on
+    lm_models.model_source(NAME, cache.root)  # and is trusted from then on
     assert len(cache.trained) == 1 and "warning" not in capsys.readouterr().err

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from test_headline import _dom
 
-from benchmark.evaluate import COLUMNS
-from benchmark.leaderboard import build_leaderboard
-from benchmark.plots import draw_kl_vs_sparsity
-from benchmark.scaling_table import figure_points, scaling_table
+from benchmark.report.leaderboard import build_leaderboard
+from benchmark.report.plots import draw_kl_vs_sparsity
+from benchmark.report.scaling_table import figure_points, scaling_table
+from benchmark.scoring.schema import COLUMNS
 
 BIG, SMALL = 32_491, 110
 SPARSITIES = (0.9, 0.95, 0.966, 0.98, 0.99)

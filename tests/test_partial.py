@@ -9,8 +9,8 @@ import itertools
 import pytest
 import torch
 
-from benchmark.evaluate import evaluate_circuit
-from benchmark.metrics import agreement, changed_examples, defined_positions, faithfulness
+from benchmark.graph.metrics import agreement, changed_examples, defined_positions, faithfulness
+from benchmark.scoring.evaluate import evaluate_circuit
 
 
 def test_none_positions_verify_and_predict_as_none(get_task):

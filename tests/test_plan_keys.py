@@ -2,7 +2,7 @@
 
 Each cluster job parses the Snakefile twice; importing torch there (to find method versions and
 code keys) cost 2.5 s of CPU per job. The keys travel in the environment instead
-(benchmark/plan_keys.py), and must be the very values the main process put in the job's params.
+(benchmark/workflow/plan_keys.py), and must be the very values the main process put in the job's params.
 """
 import json
 import os
@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
-from benchmark.numerics import PORTABLE
-from benchmark.plan_keys import ENV, PlanKeys
 from conftest import ROOT
+
+from benchmark.core.numerics import PORTABLE
+from benchmark.workflow.plan_keys import ENV, PlanKeys
 
 MAIN = """
 import os, sys
@@ -81,10 +81,10 @@ def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
 
 
 OWN_KEYS = """
-from benchmark.fingerprint import method_source_hash
-from benchmark.lm_task import lm_model_key
-from benchmark.registry import METHODS
-from benchmark.task import task_key
+from benchmark.workflow.plan_keys import method_source_hash
+from benchmark.backends.lm.models import lm_model_key
+from benchmark.core.registry import METHODS
+from benchmark.tasks import task_key
 print(method_source_hash("eap"), METHODS.get("eap").version, task_key("ioi@tiny_gpt2"),
       lm_model_key("tiny_gpt2"))
 """

@@ -19,8 +19,8 @@ def gpt2_small_copy(tmp_path_factory):
     import torch
     import transformers
 
-    from benchmark.prompts import local_tokenizer
-    from benchmark.registry import LM_MODELS, PROMPT_TASKS
+    from benchmark.backends.lm.prompts import local_tokenizer
+    from benchmark.core.registry import LM_MODELS, PROMPT_TASKS
     tok = local_tokenizer(*(PROMPT_TASKS.get(t) for t in LM_MODELS.get("gpt2").tasks))
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("gpt2_small") / "gpt2"

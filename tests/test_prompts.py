@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from benchmark.prompts import draw_prompts, encode, local_tokenizer
-from benchmark.registry import PROMPT_TASKS
-from tasks.names import FEMALE, MALE
+from benchmark.backends.lm.prompts import draw_prompts, encode, local_tokenizer
+from benchmark.core.registry import PROMPT_TASKS
+from tasks.prompts.names import FEMALE, MALE
 
 NAMES = ["gendered_pronoun", "greater_than", "ioi", "ioi_t1"]
 

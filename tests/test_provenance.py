@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import job_counts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +85,7 @@ class edited:
 
 
 def test_editing_a_task_reruns_only_that_tasks_chain(project):
-    with edited(project / "tasks/reverse.py", "vocab=(1, 2, 3)", "vocab=(1, 2, 3, 4)"):
+    with edited(project / "tasks/tracr/reverse.py", "vocab=(1, 2, 3)", "vocab=(1, 2, 3, 4)"):
         plan = _planned(project)
     # reverse: compile, its dataset, its two discoveries, its scoring; xproportion: nothing
     assert plan == {"compile_task": 1, "make_dataset": 1, "discover": 2, "score": 1,
@@ -96,7 +95,7 @@ def test_editing_a_task_reruns_only_that_tasks_chain(project):
 
 def test_a_helper_imported_inside_a_function_is_part_of_the_key(tmp_path, monkeypatch):
     """A task program calling a project helper (imported lazily, as programs import tracr)."""
-    from benchmark import fingerprint
+    from benchmark.core import fingerprint
     pkg = tmp_path / "mytasks"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -125,7 +124,7 @@ def test_editing_the_discover_stage_reruns_every_run(project):
 
 
 def test_editing_scoring_code_rescores_only(project):
-    with edited(project / "benchmark/evaluate.py"):
+    with edited(project / "benchmark/scoring/evaluate.py"):
         plan = _planned(project)
     assert plan == {"score": 2, "leaderboard": 1}, plan
 
@@ -134,7 +133,7 @@ def test_editing_scoring_code_rescores_only(project):
                                     "render_headline", "plots", "scaling_table",
                                     "render_scaling"])
 def test_editing_report_code_rebuilds_only_the_leaderboard(project, module):
-    with edited(project / f"benchmark/{module}.py"):
+    with edited(project / f"benchmark/report/{module}.py"):
         plan = _planned(project)
     assert plan == {"leaderboard": 1}, plan
 

@@ -2,9 +2,9 @@
 import pytest
 
 from benchmark import list_tasks, load_task
-from benchmark.registry import TASKS, Registry, RegistryError
-from tasks.reverse import TASK as REVERSE
-from tasks.spec import TaskSpec
+from benchmark.backends.tracr.spec import TaskSpec
+from benchmark.core.registry import TASKS, Registry, RegistryError
+from tasks.tracr.reverse import TASK as REVERSE
 
 REQUIRED = {"reverse", "xproportion", "sort", "sort_unique", "hist", "length", "pair_balance",
             "shuffle_dyck"}
@@ -35,7 +35,7 @@ def test_duplicate_task_is_an_error():
     registry = _fresh()
     with pytest.raises(RegistryError, match="registered twice") as err:
         registry.register(REVERSE, "a test")
-    assert "tasks.reverse" in str(err.value) and "a test" in str(err.value)
+    assert "tasks.tracr.reverse" in str(err.value) and "a test" in str(err.value)
 
 
 def test_duplicate_on_the_global_registry_is_undone():

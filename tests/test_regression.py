@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from benchmark import regression
 from conftest import snakemake_ci
+
+from benchmark.scoring import regression
 
 
 def _scores(results):
@@ -104,7 +104,7 @@ def test_changed_recovery_or_missing_row_fails():
 
 
 def test_update_reference_command_writes_sorted_rows(tmp_path):
-    from benchmark.evaluate import COLUMNS
+    from benchmark.scoring.schema import COLUMNS
     reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
     src = tmp_path / "scores.csv"  # a score file: the score columns, the reference's rows
     reference.sample(frac=1.0, random_state=0).reindex(columns=COLUMNS).to_csv(src, index=False)
@@ -123,7 +123,7 @@ def test_update_reference_command_writes_sorted_rows(tmp_path):
 def test_a_score_row_twice_is_refused_naming_it_and_its_files(tmp_path):
     """A folder holding a copy of a score file (a leaderboard's scores.csv, a backup) would give
     the reference one row twice, and compare() would check against either."""
-    from benchmark.evaluate import COLUMNS
+    from benchmark.scoring.schema import COLUMNS
     reference = pd.read_csv(regression.REFERENCE, dtype={"params": str, "circuit": str})
     rows = reference.head(3).reindex(columns=COLUMNS)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"

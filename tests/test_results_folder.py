@@ -3,8 +3,13 @@ import json
 
 import pytest
 
-from benchmark.results_folder import (OWNER_FILE, check_owner, check_writable_folder, claim,
-                                      config_names)
+from benchmark.workflow.results_folder import (
+    OWNER_FILE,
+    check_owner,
+    check_writable_folder,
+    claim,
+    config_names,
+)
 
 
 @pytest.mark.parametrize("path, says", [("", "is empty"), ("/", "the filesystem root"),

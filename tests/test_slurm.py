@@ -6,7 +6,7 @@ and partitions changed. One discovery is cancelled (`scancel`) while its method 
 still completes, with a visible `cancelled` cell; a second run reruns just that discovery (its
 score and the leaderboard, no other job), then every score equals the local run's
 (tests/conftest.py::ci_run), and a dry run plans nothing: what the cluster jobs recorded agrees
-with the main process's provenance keys (benchmark/plan_keys.py).
+with the main process's provenance keys (benchmark/workflow/plan_keys.py).
 
 Skipped with the reason where Slurm cannot run (not root, packages missing: `.ci/slurm.sh
 install`); under CI (.ci/run installs it) a missing Slurm fails instead.
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from benchmark import regression
-from benchmark.slurm_compat import normalise_states, recorded_stop
 from conftest import ROOT, job_counts
+
+from benchmark.scoring import regression
+from benchmark.workflow.slurm_compat import normalise_states, recorded_stop
 
 SLURM_SH = ROOT / ".ci" / "slurm.sh"
 # the discovery to cancel (its method runs for seconds), and its Slurm log folder's name

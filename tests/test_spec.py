@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 
 from benchmark import list_tasks
-from benchmark.registry import TASKS
-from tasks.spec import TaskSpec
+from benchmark.backends.tracr.spec import TaskSpec
+from benchmark.core.registry import TASKS
 
 
 def _spec(**kw):

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-
-from benchmark.numerics import kernel_mode
-from benchmark.provenance import config_hash
 from conftest import ROOT
+
+from benchmark.core.numerics import kernel_mode
+from benchmark.core.provenance import config_hash
 
 DRIVER = """
 import json, sys

@@ -1,11 +1,11 @@
 """Task names: `reverse` is a Tracr task, `ioi@tiny_gpt2` a prompt task on a language model, and
-benchmark/task_names.py is the one place that parses them (the workflow's planning included)."""
+benchmark/core/task_names.py is the one place that parses them (the workflow's planning included)."""
 import re
 from pathlib import Path
 
 import pytest
 
-from benchmark.task_names import is_lm_task, lm_task_name, model_of, parts
+from benchmark.core.task_names import is_lm_task, lm_task_name, model_of, parts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def test_names_split_into_task_and_model():
 
 
 def test_an_lm_task_without_a_known_model_names_the_known_ones():
-    from benchmark.lm_task import split_name
+    from benchmark.backends.lm.task import split_name
     with pytest.raises(Exception, match="tiny_gpt2"):
         split_name("ioi@no_such_model")
 

@@ -4,16 +4,16 @@ import os
 import json
 from urllib.parse import quote
 
-# Nothing here imports torch: a cluster job parses this file twice (benchmark/plan_keys.py).
-from benchmark.job_server import ENV as JOB_SERVER, start as start_job_server
-from benchmark.fingerprint import (data_code_key, method_source_hash, report_code_key,
+# Nothing here imports torch: a cluster job parses this file twice (benchmark/workflow/plan_keys.py).
+from benchmark.workflow.job_server import ENV as JOB_SERVER, start as start_job_server
+from benchmark.workflow.plan_keys import (data_code_key, method_source_hash, report_code_key,
                                    scoring_code_key)
-from benchmark.provenance import config_hash
-from benchmark.results_folder import check_owner, check_writable_folder, claim, config_names
-from benchmark.numerics import kernel_mode, use_portable_kernels
-from benchmark.plan_keys import PlanKeys
-from benchmark.registry import METHODS, TASKS
-from benchmark.task_names import is_lm_task, model_of
+from benchmark.core.provenance import config_hash
+from benchmark.workflow.results_folder import check_owner, check_writable_folder, claim, config_names
+from benchmark.core.numerics import kernel_mode, use_portable_kernels
+from benchmark.workflow.plan_keys import PlanKeys
+from benchmark.core.registry import METHODS, TASKS
+from benchmark.core.task_names import is_lm_task, model_of
 
 if config.get("portable_kernels"):
     use_portable_kernels()  # before any job starts: its torch reads them at start-up
@@ -21,7 +21,7 @@ KERNELS = kernel_mode()  # a param of every job that computes numbers: changing 
 
 RESULTS = config["results"]
 CACHE = config["cache"]
-# local copies of pretrained models, for every job (benchmark/lm_task.py local_copies)
+# local copies of pretrained models, for every job (benchmark/backends/lm/task.py local_copies)
 os.environ["CIRCUITBENCH_PRETRAINED"] = json.dumps(config.get("pretrained") or {}, sort_keys=True)
 CONFIGS = config_names(workflow.configfiles, os.getcwd())
 if workflow.is_main_process:
@@ -54,12 +54,12 @@ KEYS = PlanKeys(inherit=not workflow.is_main_process)
 
 
 def _task_key(task):
-    from benchmark.task import task_key
+    from benchmark.tasks import task_key
     return task_key(task)
 
 
 def _model_key(model):
-    from benchmark.lm_task import lm_model_key
+    from benchmark.backends.lm.models import lm_model_key
     return lm_model_key(model)
 
 
@@ -148,7 +148,7 @@ def _hand_down_keys(runs):
 
 
 def _check_names(study, block):
-    from benchmark.lm_task import list_lm_tasks
+    from benchmark.backends.lm.task import list_lm_tasks
     known = set(TASKS.names()) | set(list_lm_tasks())
     for t in block["tasks"]:
         if t not in known:
@@ -169,7 +169,7 @@ def _check_names(study, block):
 def _check_device(device):
     """Fail at config time, not in the first job, on a device this machine does not have.
     resolve_device asks NVML, so this process does not initialise CUDA (DESIGN.md §11)."""
-    from benchmark.discover import resolve_device
+    from benchmark.core.devices import resolve_device
     try:
         resolve_device(device)
     except ValueError as err:
@@ -207,9 +207,9 @@ def _set_damaged_aside():
     outside (status `cancelled`) `.cancelled`, before planning, so that they rerun. In the main
     process only: a cluster job's own Snakemake must not move its inputs away."""
     from functools import lru_cache
-    from benchmark.damaged import check_not_cancelled, check_scores, quarantine
-    from benchmark.evaluate import COLUMNS
-    from benchmark.score_stage import graph_of_summary, read_circuit
+    from benchmark.workflow.damaged import check_not_cancelled, check_scores, quarantine
+    from benchmark.scoring.schema import COLUMNS
+    from benchmark.scoring.stage import graph_of_summary, read_circuit
     graph = lru_cache(maxsize=None)(lambda t: graph_of_summary(f"{RESULTS}/tasks/{t}.json"))
     checks = [(path, lambda p=path, t=run["task"]:
                check_not_cancelled(read_circuit(p, t, graph(t)), p))
@@ -225,7 +225,7 @@ DATASETS = sorted({(r["task"], r["n"], r["seed"]) for r in RUNS.values()})
 if workflow.is_main_process:
     _hand_down_keys(RUNS)
     _set_damaged_aside()
-    from benchmark.slurm_compat import patch_slurm_plugin
+    from benchmark.workflow.slurm_compat import patch_slurm_plugin
     patch_slurm_plugin()  # a cancelled cluster job must not be waited for forever
 
 
@@ -259,9 +259,9 @@ PLOTS = [f"{RESULTS}/leaderboard/{name}" for name in
 
 onstart:
     # A local run's jobs hand their stage to one warm process that forks a worker per job,
-    # instead of each importing torch, scipy and transformers (benchmark/job_server.py).
+    # instead of each importing torch, scipy and transformers (benchmark/workflow/job_server.py).
     # CIRCUITBENCH_JOB_SERVER=off runs every job in its own process instead.
     if workflow.is_main_process:
-        claim(RESULTS, CONFIGS)  # this results folder is this config's (benchmark/results_folder.py)
+        claim(RESULTS, CONFIGS)  # this results folder is this config's (benchmark/workflow/results_folder.py)
     if workflow.is_main_process and workflow.local_exec and os.environ.get(JOB_SERVER) != "off":
         start_job_server(f"{RESULTS}/logs/job_server.log")

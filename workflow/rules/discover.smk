@@ -2,7 +2,7 @@ rule discover:
     """One method, one setting, one task, seed, size and ablation -> a circuit file.
 
     The method's version, the hash of every project module its run can execute and the task's
-    key are params: editing any of them reruns its jobs (benchmark/fingerprint.py). The method
+    key are params: editing any of them reruns its jobs (benchmark/core/fingerprint.py). The method
     runs in a child process killed at timeout_s and capped at mem_mb; a crash, hang, exit or
     kill is written as a `failed` / `timeout` / `oom` circuit file, not a job failure.
     """

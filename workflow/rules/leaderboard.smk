@@ -10,7 +10,7 @@ rule leaderboard:
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
         config=config,
-        code=REPORT_KEY,  # the report code (benchmark/leaderboard.py and what it imports)
+        code=REPORT_KEY,  # the report code (benchmark/report/leaderboard.py and what it imports)
     localrule: True
     conda:
         "../envs/circuitbench.yaml"

@@ -1,12 +1,13 @@
 import json
 import sys; sys.path.insert(0, snakemake.scriptdir)  # noqa: E702,F821
 from _log import redirect  # noqa: E402
-from benchmark.job_server import run_stage  # noqa: E402
+
+from benchmark.workflow.job_server import run_stage  # noqa: E402
 
 sm = snakemake  # noqa: F821
 redirect(sm)
 w = sm.wildcards
-run_stage("benchmark.discover:discover_stage", w.task, sm.params.cache, sm.input.data, w.method,
+run_stage("benchmark.workflow.discover_stage:discover_stage", w.task, sm.params.cache, sm.input.data, w.method,
           json.loads(sm.params.values), w.ablation, int(w.n), int(w.seed), sm.output[0],
           device=sm.params.device, timeout_s=sm.params.timeout_s, mem_mb=sm.params.mem_mb,
           threads=sm.threads, eval_examples=sm.params.eval_examples, fork=True)

@@ -1,0 +1,67 @@
+"""The provenance keys of one planning, computed by the main Snakemake process and handed to
+its cluster jobs.
+
+Every job's params carry keys (method version and code hash, task key, model key, scoring and
+data code keys: benchmark/core/fingerprint.py) so that Snakemake reruns a job when they change. A
+cluster job starts Snakemake twice (the batch script's and the job step's), and each evaluates
+its job's params again: finding a method's version imports every adapter, hence torch, 1.3 s of
+CPU per start. The main process computes the keys of the whole config once and puts them in
+the environment, which Slurm passes on (`sbatch --export=ALL`); a job that finds none there
+(another executor) computes its own: the same values, only slower. The main process never
+reads them from its environment: it is where they are made.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+from benchmark.core.fingerprint import code_key
+from benchmark.core.registry import METHODS
+
+ENV = "CIRCUITBENCH_PLAN_KEYS"
+
+
+class PlanKeys:
+    """kind -> name -> key, computed on first use or inherited from the main process."""
+
+    def __init__(self, inherit: bool):
+        self.values: dict[str, dict[str, str]] = {}
+        if inherit:
+            try:
+                self.values = json.loads(os.environ.get(ENV) or "{}")
+            except ValueError:  # a damaged variable costs time, never a wrong key
+                self.values = {}
+
+    def get(self, kind: str, name: str, compute: Callable[[str], str]) -> str:
+        table = self.values.setdefault(kind, {})
+        if name not in table:
+            table[name] = compute(name)
+        return table[name]
+
+    def hand_down(self) -> None:
+        """Put the keys computed so far where the jobs this process submits will find them."""
+        os.environ[ENV] = json.dumps(self.values, sort_keys=True)
+
+
+def method_source_hash(method: str) -> str:
+    """Hash of every project module a discovery with `method` can execute (the adapter's module,
+    the modules it imports, the discover stage): editing any of them reruns its jobs."""
+    return code_key(METHODS.get(method).__module__, "benchmark.workflow.discover_stage")
+
+
+def scoring_code_key() -> str:
+    """Hash of the scoring code (the score stage and what it imports): editing it rescores
+    every circuit."""
+    return code_key("benchmark.scoring.stage")
+
+
+def report_code_key() -> str:
+    """Hash of the report code (the leaderboard job: tables, headline, HTML, plots): editing
+    it rebuilds the leaderboard, and nothing else."""
+    return code_key("benchmark.report.leaderboard")
+
+
+def data_code_key() -> str:
+    """Hash of the dataset code: editing it rebuilds every dataset."""
+    return code_key("benchmark.graph.data")

@@ -1,4 +1,0 @@
-"""IOI with one template (the Edge Pruning paper's IOI-t1)."""
-from tasks.ioi import TEMPLATES, spec
-
-PROMPT_TASK = spec("ioi_t1", TEMPLATES[:1], "indirect object identification, one template")
