@@ -29,7 +29,7 @@ wildcard_constraints:
     seed=r"\d+",
     model=r"[A-Za-z0-9_.-]+",
     method=r"[^/]+",
-    setting=r"[^/]+",  # one path component (common.smk: _setting_id encodes a value's `/`)
+    setting=r"[^/]+",  # one path component (benchmark/workflow/plan.py: setting_id encodes `/`)
 
 
 # Circuits are targets too: deleting one run's circuit file reruns that run (and its scoring),

@@ -35,10 +35,10 @@ def _parse_method_params(extra: list[str]) -> dict:
 
 
 def cmd_list(args) -> int:
-    from benchmark.tasks import list_tasks
     from benchmark.backends.lm.task import list_lm_tasks
     from benchmark.core.registry import METHODS
     from benchmark.discovery import list_methods
+    from benchmark.tasks import list_tasks
     print("tasks:   " + ", ".join(list_tasks()))
     print("language-model tasks (prompt task@model): " + ", ".join(list_lm_tasks()))
     print("methods:")
@@ -113,36 +113,37 @@ def _check_cache(task: str, cache) -> None:
 def cmd_discover(args, extra) -> int:
     """The workflow's discovery (benchmark.workflow.discover_stage): same isolation, limits and
     record fields; the dataset is built in a temporary folder."""
-    from benchmark.tasks import load_task
-    from benchmark.core.devices import resolve_device
-    from benchmark.core.registry import METHODS
     from benchmark.datasets import dataset_stage
-    from benchmark.workflow.discover_stage import discover_stage
+    from benchmark.discovery import prepare_job
+    from benchmark.tasks import load_task
+    from benchmark.workflow.discover_stage import run_discovery
     params = _parse_method_params(extra)
     if args.out:
         _check_writable(args.out)
-    resolve_device(args.device)
-    METHODS.get(args.method).params(args.task, **params)
-    _check_cache(args.task, args.cache)
-    task = load_task(args.task, cache=args.cache)
     with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
         data = str(Path(tmp) / "data.pt")
-        dataset_stage(args.task, args.cache, args.n, args.seed, args.n, data)
         out = args.out or str(Path(tmp) / "circuit.json")
-        record = discover_stage(args.task, args.cache, data, args.method, params, args.ablation,
-                                args.n, args.seed, out, device=args.device,
-                                timeout_s=args.timeout_s, mem_mb=args.mem_mb,
-                                threads=args.threads, eval_examples=args.n)
+        # the workflow's job description: method, parameters and device checked before any work
+        job = prepare_job(args.task, args.method, params, n=args.n, seed=args.seed,
+                          ablation=args.ablation, device=args.device, dataset=data,
+                          cache=args.cache, threads=args.threads, out=out)
+        _check_cache(args.task, args.cache)
+        task = load_task(args.task, cache=args.cache)
+        dataset_stage(args.task, args.cache, args.n, args.seed, args.n, data)
+        record = run_discovery(job, timeout_s=args.timeout_s, mem_mb=args.mem_mb,
+                               eval_examples=args.n)
     c = record["counters"]
     if record["status"] != "ok":
         size = f"{record['status']}: {record['error']}"
     elif record["kind"] == "circuit":
         size = f"{len(record['circuit'])} of {task.graph.n_edges} edges kept"
     else:
-        size = f"scores for {len(record['scores'])} edges"
+        size = f"scores for {record['scores']['shape'][0]} {record.get('level', 'edge')}s"
     print(f"{args.method} on {args.task} (n={args.n}, seed={args.seed}, {args.ablation} "
           f"ablation): {size}; {c['wall_seconds']:.2f} s, {c['forward_passes']} forward / "
-          f"{c['backward_passes']} backward passes" + (f" -> {args.out}" if args.out else ""))
+          f"{c['backward_passes']} backward passes" + (f" -> {args.out}" if args.out else "")
+          + (f" (+ {record['scores']['file']})" if args.out and isinstance(
+              record.get("scores"), dict) else ""))
     return 0 if record["status"] == "ok" else 1
 
 

@@ -4,14 +4,16 @@ The isolated run that writes the record as a file is benchmark.workflow.discover
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
 import platform
-from importlib.metadata import version as package_version
+from typing import Any
 
 import torch
 
 from benchmark.core.devices import resolve_device
-from benchmark.core.provenance import git_commit
+from benchmark.core.provenance import RECORD_PACKAGES, git_commit, package_versions
 from benchmark.core.registry import METHODS
+from benchmark.core.score_file import write_scores
 from benchmark.graph.data import Split
 from benchmark.protocol import Discovery, Problem
 
@@ -30,7 +32,8 @@ def make_problem(task, n: int, seed: int, ablation: str, device: torch.device,
     batch_size = min(batch_size, getattr(task, "forward_batch", batch_size))
     return Problem(model=task.model, graph=task.graph, data=discovery.to(device),
                    ablation=ablation, output_kind=task.output_kind, partial=task.partial,
-                   seed=seed, device=device, batch_size=batch_size)
+                   seed=seed, device=device, batch_size=batch_size,
+                   task_objective=getattr(task, "objective", None))
 
 
 def discover(task, method: str, params: dict | None = None, *, n: int = 1000,
@@ -45,20 +48,23 @@ def discover(task, method: str, params: dict | None = None, *, n: int = 1000,
 
 def circuit_record(task, result: Discovery, adapter, params, *, n: int, seed: int,
                    ablation: str, device: str) -> dict:
-    """The JSON a discover run leaves behind: output, cost and provenance."""
+    """What a discover run leaves behind: output, cost and provenance. `scores` is the float64
+    vector in canonical order here; the discover stage writes it beside the JSON record
+    (benchmark.core.score_file) and keeps only its file's entry in the record."""
+    order = (task.graph.edge_to_index if result.level == "edge" else
+             task.graph.node_to_index)
     return {
         "task": task.name, "task_version": task.version, "method": adapter.name,
         "method_version": adapter.version, "params": dataclasses.asdict(params),
         "seed": seed, "n_examples": n, "ablation": ablation, "kind": result.kind,
-        "n_edges": task.graph.n_edges,
+        "level": result.level, "n_edges": task.graph.n_edges,
         "scores": result.scores,
-        "circuit": None if result.circuit is None else
-        sorted(result.circuit, key=task.graph.edge_to_index.get),
+        "circuit": None if result.circuit is None else sorted(result.circuit, key=order.get),
         "counters": result.counters.as_dict(), "info": result.info,
         "device": str(device), "hardware": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": git_commit(),
-        "versions": {p: package_version(p) for p in ("torch", "tracr-pypi", "circuitbench")},
+        "versions": package_versions(RECORD_PACKAGES),
     }
 
 
@@ -68,27 +74,58 @@ def adapter_ref(method: str) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import_adapter(ref: str):
-    import importlib
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
+@dataclasses.dataclass(frozen=True)
+class DiscoveryJob:
+    """One discovery, validated once in the parent (`prepare_job`): the adapter's Params object,
+    the resolved device. The isolated child only loads the task and dataset and runs it
+    (`run_job`); the workflow and the CLI make jobs the same way."""
+
+    task: str
+    method: str
+    adapter: str  # 'module:Class', importable in a fresh (spawned) process
+    params: Any  # the adapter's validated Params
+    n: int
+    seed: int
+    ablation: str
+    device: str  # resolved: cpu, cuda:N
+    dataset: str
+    cache: str | None
+    threads: int
+    out: str  # the record's path; scores are written beside it
 
 
-def _discover_child(task_name: str, cache: str, dataset: str, adapter: str, params: dict,
-                    ablation: str, n: int, seed: int, device: str, threads: int) -> dict:
-    """The part of a discovery that runs the method: in the isolated child process."""
-    from benchmark.tasks import load_task
+def prepare_job(task: str, method: str, params: dict, *, n: int, seed: int, ablation: str,
+                device: str | None, dataset: str, cache: str | None, threads: int,
+                out: str) -> DiscoveryJob:
+    """The job, or the error a bad method, parameter or device gives (before any work)."""
+    adapter_cls = METHODS.get(method)
+    return DiscoveryJob(task=task, method=method, adapter=adapter_ref(method),
+                        params=adapter_cls.params(task, **params), n=n, seed=seed,
+                        ablation=ablation, device=str(resolve_device(device)), dataset=dataset,
+                        cache=cache, threads=threads, out=out)
+
+
+def job_record(job: DiscoveryJob, task, result: Discovery) -> dict:
+    """The circuit record of `job`, whatever its outcome (an empty Discovery for a failure)."""
+    adapter = pkgutil.resolve_name(job.adapter)()
+    return circuit_record(task, result, adapter, job.params, n=job.n, seed=job.seed,
+                          ablation=job.ablation, device=job.device)
+
+
+def run_job(job: DiscoveryJob) -> dict:
+    """The part of a discovery that runs the method: in the isolated child process. Scores
+    are written beside `job.out` here, so only the record crosses back."""
     from benchmark.datasets import load_dataset
-    torch.set_num_threads(max(1, threads))
-    dev = resolve_device(device)
-    task = load_task(task_name, cache=cache, device=str(dev))  # straight onto the device
-    adapter_cls = _import_adapter(adapter)
-    p = adapter_cls.params(task_name, **params)
-    discovery = load_dataset(dataset, task_name, n, seed).discovery
-    problem = make_problem(task, n, seed, ablation, dev, discovery=discovery)
-    result = adapter_cls().run(problem, p)
-    record = circuit_record(task, result, adapter_cls(), p, n=n, seed=seed, ablation=ablation,
-                            device=str(dev))
+    from benchmark.tasks import load_task
+    torch.set_num_threads(max(1, job.threads))
+    dev = torch.device(job.device)
+    task = load_task(job.task, cache=job.cache, device=job.device)  # straight onto the device
+    discovery = load_dataset(job.dataset, job.task, job.n, job.seed).discovery
+    problem = make_problem(task, job.n, job.seed, job.ablation, dev, discovery=discovery)
+    result = pkgutil.resolve_name(job.adapter)().run(problem, job.params)
+    record = job_record(job, task, result)
+    if record["scores"] is not None:
+        record["scores"] = write_scores(job.out, record["scores"])
     if dev.type == "cuda":
         record["peak_mem_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     return record

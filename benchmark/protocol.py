@@ -2,27 +2,42 @@
 
 An adapter sees a `Problem` (the model with its graph, the discovery split, the ablation, the
 task's losses, a seed and a device) and nothing else: no task object, no evaluation split and no
-ground truth. It returns a `Discovery`: a score per edge or a binary circuit, plus counters.
-Adapters run the model through `Problem.forward` and `Problem.backward` so that forward and
-backward passes are counted the same way for every method.
+ground truth. It returns a `Discovery`: a score per edge (or node) or a binary circuit, plus
+counters. Adapters run the model through `Problem.forward` and `Problem.backward` so that forward
+and backward passes are counted the same way for every method.
+
+This module is the public API of methods (`__all__`; methods/README.md says what each name is
+for): a plugin in methods/ imports from here, not from the modules behind it.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
+import numpy as np
 import torch
 
-from benchmark.graph.circuit import ablated_outputs, run_circuit
+from benchmark.core.params import check_param, convert_param, param
+from benchmark.graph.circuit import Recording, ablated_outputs, run_circuit
 from benchmark.graph.data import Split
-from benchmark.graph.graph import Graph
-from benchmark.graph.metrics import answer_nll, faithfulness
+from benchmark.graph.graph import LEVELS, QKV, Graph, ReaderGroup
+from benchmark.graph.metrics import answer_nll, answer_nll_per_example, faithfulness
+from benchmark.graph.scores import score_vector
+
+__all__ = [
+    # what an adapter is, gets and returns
+    "Adapter", "Problem", "Discovery", "Counters", "param", "OutputType", "Level", "LEVELS",
+    "Objective",
+    # the graph, the data and the masked forward
+    "Graph", "ReaderGroup", "QKV", "Split", "Recording", "run_circuit",
+]
 
 OutputType = Literal["scores", "circuit"]
+Level = Literal["edge", "node"]
+# (full outputs, circuit outputs, the batch they are of) -> a loss per example [B]; lower is better
+Objective = Callable[[torch.Tensor, torch.Tensor, Split], torch.Tensor]
 
 
 @dataclass
@@ -49,6 +64,8 @@ class Problem:
     counters: Counters = field(default_factory=Counters)
     # True when the task's program is undefined at some positions: the losses skip them
     partial: bool = False
+    # the task's own objective (see `objective`); None: the per-example task loss
+    task_objective: Objective | None = field(default=None, repr=False)
 
     # --- running the model -------------------------------------------------------------
     def forward(self, tokens, mask=None, ablated=None, **kwargs) -> torch.Tensor:
@@ -99,83 +116,71 @@ class Problem:
             return answer_nll(full, circuit, self.partial)
         return circuit[:, 1:, 0].mean()
 
+    def objective(self, full: torch.Tensor, circuit: torch.Tensor, batch: Split) -> torch.Tensor:
+        """A loss per example [B] (lower is better) for a method that optimises the task's own
+        measure rather than, or as well as, `metric`: the task's objective where it has one
+        (a prompt task: its measure on the full model minus that on the circuit, e.g. the loss of
+        IOI logit difference, 0 at the full circuit), else the task loss per example (whose mean
+        is `task_loss` where every position counts). `batch` is the Split the outputs are of
+        (its answer and rival tokens). No method has to use it."""
+        if self.task_objective is not None:
+            return self.task_objective(full, circuit, batch)
+        if self.output_kind == "categorical":
+            return answer_nll_per_example(full, circuit, self.partial)
+        return circuit[:, 1:, 0].mean(1)
+
     def batches(self):
         return self.data.batches(self.batch_size)
 
 
 @dataclass
 class Discovery:
-    """What an adapter returns. Exactly one of `scores` (every edge) or `circuit` is set."""
+    """What an adapter returns. Exactly one of `scores` or `circuit` is set.
+
+    level: "edge" (the default; units are `graph.edges`) or "node" (units are `graph.nodes`).
+    scores: one per unit, higher = more important: a 1-D tensor, array or list in canonical
+        order (`graph.edges` / `graph.nodes`), or a dict {unit id: number}. `check` (run by
+        `Adapter.run`) turns it into a float64 numpy vector in canonical order.
+    circuit: the kept units' ids.
+    """
 
     kind: OutputType
-    scores: dict[str, float] | None = None
+    scores: Any = None
     circuit: frozenset[str] | None = None
     counters: Counters = field(default_factory=Counters)
     info: dict = field(default_factory=dict)  # e.g. the sparsity Edge Pruning reached
+    level: Level = "edge"
+    _units: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def check(self, graph: Graph) -> "Discovery":
-        """Fail loudly on output that does not fit the graph."""
+        """Fail loudly on output that does not fit the graph; scores become a float64 vector."""
+        if self.level not in LEVELS:
+            raise ValueError(f"discovery level must be one of {list(LEVELS)}, got {self.level!r}")
+        units = graph.units(self.level)
         if self.kind == "scores":
-            if self.scores is None or set(self.scores) != set(graph.edges):
-                missing = set(graph.edges) - set(self.scores or {})
-                extra = set(self.scores or {}) - set(graph.edges)
-                raise ValueError(f"scores must cover exactly the graph's {graph.n_edges} edges; "
-                                 f"missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}")
-            bad = [e for e, v in self.scores.items() if not _finite(v)]
-            if bad:
-                raise ValueError(f"non-finite scores for {len(bad)} edges, e.g. {bad[:3]}")
-            self.scores = {e: float(v) for e, v in self.scores.items()}  # numpy floats too
+            if self.scores is None:
+                raise ValueError(f"scores must cover exactly the graph's {len(units)} "
+                                 f"{self.level}s; got none")
+            self.scores = score_vector(self.scores, graph, self.level)
         elif self.kind == "circuit":
-            extra = set(self.circuit or ()) - set(graph.edges)
+            extra = set(self.circuit or ()) - set(units)
             if self.circuit is None or extra:
-                raise ValueError(f"circuit edges not in the graph: {sorted(extra)[:3]}")
+                raise ValueError(f"circuit {self.level}s not in the graph: {sorted(extra)[:3]}")
         else:
             raise ValueError(f"discovery kind must be 'scores' or 'circuit', got {self.kind!r}")
+        self._units = units
         return self
 
-
-def _finite(v) -> bool:
-    return (isinstance(v, numbers.Real) and not isinstance(v, bool)
-            and math.isfinite(float(v)))
-
-
-def param(default, *, minimum=None, exclusive_minimum=None, maximum=None, choices=None):
-    """A hyper-parameter with its range, declared where it is defined, e.g.
-    `threshold: float = param(0.01, minimum=0)`. Values are also checked for their type (that of
-    the default; bools are not numbers, ints are floats) and, for numbers, for being finite."""
-    limits = {"minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum,
-              "choices": tuple(choices) if choices is not None else None}
-    return field(default=default, metadata={"limits": limits})
-
-
-def check_param(method: str, f: dataclasses.Field, value):
-    """`value` for parameter `f`, or a ValueError that names the parameter and what it takes."""
-    default = f.default
-    where = f"method {method!r}: parameter {f.name}"
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} expects true or false, got {value!r}")
-    elif isinstance(default, numbers.Real):
-        want_int = isinstance(default, int)
-        ok = isinstance(value, numbers.Integral) if want_int else isinstance(value, numbers.Real)
-        if isinstance(value, bool) or not ok:
-            raise ValueError(f"{where} expects {'an integer' if want_int else 'a number'}, "
-                             f"got {value!r}")
-        if not math.isfinite(float(value)):
-            raise ValueError(f"{where} must be finite, got {value!r}")
-        value = int(value) if want_int else float(value)
-    elif isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"{where} expects a string, got {value!r}")
-    lim = f.metadata.get("limits", {})
-    if lim.get("minimum") is not None and value < lim["minimum"]:
-        raise ValueError(f"{where} must be >= {lim['minimum']}, got {value!r}")
-    if lim.get("exclusive_minimum") is not None and value <= lim["exclusive_minimum"]:
-        raise ValueError(f"{where} must be > {lim['exclusive_minimum']}, got {value!r}")
-    if lim.get("maximum") is not None and value > lim["maximum"]:
-        raise ValueError(f"{where} must be <= {lim['maximum']}, got {value!r}")
-    if lim.get("choices") is not None and value not in lim["choices"]:
-        raise ValueError(f"{where} must be one of {list(lim['choices'])}, got {value!r}")
-    return value
+    def score_dict(self, graph: Graph | None = None) -> dict[str, float]:
+        """The scores as {unit id: float} in canonical order: a view for small graphs and tests
+        (the graph of `check`, or `graph`)."""
+        if graph is not None:
+            values, units = score_vector(self.scores, graph, self.level), graph.units(self.level)
+        elif self._units is not None and isinstance(self.scores, np.ndarray):
+            values, units = self.scores, self._units
+        else:
+            raise ValueError("score_dict() needs the graph: pass it, or check(graph) first")
+        return dict(zip(units, values.tolist()))
 
 
 class Adapter:
@@ -207,7 +212,7 @@ class Adapter:
         if unknown:
             raise ValueError(f"method {cls.name!r} has no parameter(s) {sorted(unknown)}; "
                              f"known: {', '.join(fields) or '(none)'}")
-        converted = {k: check_param(cls.name, fields[k], _convert(v, fields[k], cls.name))
+        converted = {k: check_param(cls.name, fields[k], convert_param(v, fields[k], cls.name))
                      for k, v in values.items()}
         return cls.Params(**converted)
 
@@ -224,21 +229,3 @@ class Adapter:
         problem.counters.wall_seconds = time.perf_counter() - start
         result.counters = problem.counters
         return result.check(problem.graph)
-
-
-def _convert(value, f: dataclasses.Field, method: str):
-    if not isinstance(value, str):
-        return value
-    default = f.default if f.default is not dataclasses.MISSING else None
-    target = type(default) if default is not None else str
-    try:
-        if target is bool:
-            if value.lower() in ("1", "true", "yes"):
-                return True
-            if value.lower() in ("0", "false", "no"):
-                return False
-            raise ValueError(value)
-        return target(value)
-    except ValueError:
-        raise ValueError(f"method {method!r}: parameter {f.name} expects "
-                         f"{target.__name__}, got {value!r}") from None

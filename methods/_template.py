@@ -28,11 +28,13 @@ class MyMethod(Adapter):
         with torch.no_grad():
             full = problem.forward(data.clean)         # counted forward pass
             mask = torch.ones(graph.n_edges, device=problem.device)
-            scores = {}
-            for i, edge in enumerate(graph.edges):     # e.g. ablate each edge alone
+            # one score per edge in canonical order (graph.edges); a dict {edge id: score}
+            # is accepted too, but a vector is what scales to millions of edges
+            scores = torch.zeros(graph.n_edges, dtype=torch.float64)
+            for i in range(graph.n_edges):             # e.g. ablate each edge alone
                 mask[i] = 0.0
                 out = problem.forward(data.clean, mask, ablated)
-                scores[edge] = params.strength * float(problem.metric(full, out))
+                scores[i] = params.strength * float(problem.metric(full, out))
                 mask[i] = 1.0
         return Discovery("scores", scores=scores)
 

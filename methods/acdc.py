@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.graph.circuit import Recording
-from benchmark.protocol import Adapter, Discovery, Problem, param
+from benchmark.protocol import Adapter, Discovery, Problem, Recording, param
 
 
 class ACDC(Adapter):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.graph.circuit import Recording
-from benchmark.protocol import Problem
+from benchmark.protocol import Problem, Recording
 
 
 def attribution_scores(problem: Problem, alphas: list[float], batch_size: int) -> torch.Tensor:

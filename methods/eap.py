@@ -21,7 +21,7 @@ class EAP(Adapter):
 
     def discover(self, problem: Problem, params) -> Discovery:
         scores = attribution_scores(problem, [1.0], params.batch_size).abs()
-        return Discovery("scores", scores=dict(zip(problem.graph.edges, scores.tolist())))
+        return Discovery("scores", scores=scores)  # a vector in canonical order
 
 
 ADAPTER = EAP

@@ -21,11 +21,9 @@ class EAPIG(Adapter):
         batch_size: int = param(20_000, minimum=1)
 
     def discover(self, problem: Problem, params) -> Discovery:
-        if params.steps < 1:
-            raise ValueError(f"eap_ig: steps must be at least 1, got {params.steps}")
         alphas = [k / params.steps for k in range(1, params.steps + 1)]
         scores = attribution_scores(problem, alphas, params.batch_size).abs()
-        return Discovery("scores", scores=dict(zip(problem.graph.edges, scores.tolist())))
+        return Discovery("scores", scores=scores)  # a vector in canonical order
 
 
 ADAPTER = EAPIG

@@ -61,18 +61,16 @@ recovered sort 2/3, 3/3, 2/3 and hist 3/3, 3/3, 2/3 with 3,000 steps, against so
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
-from benchmark.graph.data import Split
 from benchmark.protocol import Adapter, Discovery, Problem, param
+from methods import edge_pruning_parts as parts
 
 EPS = 1e-6                 # keeps the uniform noise away from 0 and 1
-CACHE_BYTES = 1 << 30      # precompute resample-ablated outputs for the whole split up to 1 GiB
 LAZY_FACTOR = 4            # precompute whole-split outputs up to 4x the rows training draws
 SETTLE_CHECK = 25          # steps between checks of the thresholded circuit (info: settled_step)
 
@@ -147,7 +145,7 @@ class EdgePruning(Adapter):
         drawn = p.steps * p.batch_size
         precompute = n <= LAZY_FACTOR * drawn
         full = self._full_outputs(problem) if precompute else None
-        ablation = _Ablation(problem, cache=precompute)
+        ablation = parts.Ablation(problem, cache=precompute)
 
         log_alpha = p.init_log_alpha + p.init_std * torch.randn(n_edges, generator=gen)
         log_alpha = log_alpha.to(dev).requires_grad_()
@@ -173,19 +171,19 @@ class EdgePruning(Adapter):
         for step in bar:
             idx = torch.randint(0, n, (p.batch_size,), generator=gen)
             u = torch.rand(rows, n_edges, generator=noise, device=dev).clamp_(EPS, 1 - EPS)
-            mask = _sample(log_alpha, u, p)
-            density = _density(log_alpha, p)
+            mask = parts.sample(log_alpha, u, p)
+            density = parts.density(log_alpha, p)
             if p.node_masks:
                 un = torch.rand(rows, n_writers, generator=noise, device=dev).clamp_(EPS, 1 - EPS)
-                mask = mask * _sample(node_alpha, un, p)[:, node_of_edge]
-                density = density * _density(node_alpha, p)[node_of_edge]
+                mask = mask * parts.sample(node_alpha, un, p)[:, node_of_edge]
+                density = density * parts.density(node_alpha, p)[node_of_edge]
             if not p.sample_per_example:
                 mask = mask[0]
             idx = idx.to(dev)
             with _autocast(p, dev):
                 out = problem.forward(data.clean[idx], mask, ablation.rows(idx),
                                       checkpoint_layers=p.checkpoint_layers)
-            metric = problem.metric(_full_rows(problem, full, idx), out.float())
+            metric = problem.metric(parts.full_rows(problem, full, idx), out.float())
             sparsity = 1 - density.mean()
             target = p.target_sparsity * (min(1.0, step / warmup) if warmup > 0 else 1.0)
             gap = sparsity - target
@@ -195,7 +193,7 @@ class EdgePruning(Adapter):
             opt.step()
             if step % SETTLE_CHECK == SETTLE_CHECK - 1 or step == p.steps - 1:
                 with torch.no_grad():
-                    kept_now = _kept(log_alpha, node_alpha, node_of_edge, p)
+                    kept_now = parts.kept(log_alpha, node_alpha, node_of_edge, p)
                 if last_kept is None or not torch.equal(kept_now, last_kept):
                     settled, last_kept = step + 1, kept_now
             if p.progress and step % 50 == 0:
@@ -206,11 +204,11 @@ class EdgePruning(Adapter):
         train_cpu_seconds = time.process_time() - cpu_clock
 
         with torch.no_grad():
-            final = _deterministic(log_alpha, p)
+            final = parts.deterministic(log_alpha, p)
             binary = float(((final == 0) | (final == 1)).double().mean())
-            kept = _kept(log_alpha, node_alpha, node_of_edge, p)
+            kept = parts.kept(log_alpha, node_alpha, node_of_edge, p)
             if p.node_masks:
-                node_final = _deterministic(node_alpha, p)
+                node_final = parts.deterministic(node_alpha, p)
             circuit = frozenset(e for e, k in zip(graph.edges, kept.tolist()) if k)
             final_rows = n if precompute else drawn
             final_metric = self._final_metric(problem, full, ablation, kept.to(out.dtype),
@@ -253,51 +251,8 @@ class EdgePruning(Adapter):
         for start in range(0, rows, size):
             idx = torch.arange(start, min(start + size, rows), device=problem.device)
             out = problem.forward(problem.data.clean[idx], mask, ablation.rows(idx))
-            total += float(problem.metric(_full_rows(problem, full, idx), out)) * len(idx)
+            total += float(problem.metric(parts.full_rows(problem, full, idx), out)) * len(idx)
         return total / rows
-
-
-def _full_rows(problem, full, idx) -> torch.Tensor:
-    """The full model's outputs on rows `idx` of the split: precomputed, or computed now."""
-    if full is not None:
-        return full[idx]
-    with torch.no_grad():
-        return problem.forward(problem.data.clean[idx])
-
-
-class _Ablation:
-    """What removed edges carry, for any rows of the discovery split.
-
-    zero: None. mean: the problem's mean over the split ([W, 1, S, D], shared by every row).
-    resample: the writers' outputs on the paired corrupted inputs, precomputed once for the
-    whole split when `cache` and that takes at most CACHE_BYTES (always so for Tracr models),
-    else computed for each batch as it is drawn.
-    """
-
-    def __init__(self, problem: Problem, cache: bool = True):
-        self.problem, self.cache, self.shared = problem, None, False
-        data = problem.data
-        if problem.ablation == "zero":
-            self.shared = True
-            return
-        if problem.ablation == "mean":
-            self.cache, self.shared = problem.ablated(data), True
-            return
-        # resample: per example; one example tells how much the whole split would take
-        probe = problem.ablated(Split(data.clean[:1], data.corrupted[:1]))
-        if probe is None:
-            self.shared = True
-            return
-        if cache and probe.numel() * probe.element_size() * len(data) <= CACHE_BYTES:
-            self.cache = torch.cat([problem.ablated(b) for b in problem.batches()], dim=1)
-
-    def rows(self, idx: torch.Tensor):
-        if self.shared:
-            return self.cache
-        if self.cache is not None:
-            return self.cache[:, idx]
-        data = self.problem.data
-        return self.problem.ablated(Split(data.clean[idx], data.corrupted[idx]))
 
 
 def _autocast(p, device):
@@ -316,37 +271,12 @@ def check_autocast(p, device: str) -> None:
 
 
 def _check(p) -> None:
-    if p.steps < 1 or p.batch_size < 1:
-        raise ValueError(f"edge_pruning: steps and batch_size must be >= 1, got {p.steps}, "
-                         f"{p.batch_size}")
-    if not (p.stretch_left < 0 < 1 < p.stretch_right) or p.beta <= 0:
-        raise ValueError("edge_pruning: needs stretch_left < 0, stretch_right > 1, beta > 0")
+    """What param() does not check (steps, batch_size and beta it does): the stretch interval,
+    and a threshold below 1."""
+    if not (p.stretch_left < 0 < 1 < p.stretch_right):
+        raise ValueError("edge_pruning: needs stretch_left < 0, stretch_right > 1")
     if not 0 <= p.threshold < 1:
         raise ValueError(f"edge_pruning: threshold must be in [0, 1), got {p.threshold}")
-
-
-def _sample(log_alpha, u, p):
-    """Hard-concrete samples, one row per row of u."""
-    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / p.beta)
-    return (s * (p.stretch_right - p.stretch_left) + p.stretch_left).clamp(0.0, 1.0)
-
-
-def _density(log_alpha, p):
-    """P(mask != 0) for each mask: the expected L0 norm."""
-    return torch.sigmoid(log_alpha - p.beta * math.log(-p.stretch_left / p.stretch_right))
-
-
-def _kept(log_alpha, node_alpha, node_of_edge, p):
-    """Which edges the thresholded deterministic masks keep now."""
-    final = _deterministic(log_alpha, p)
-    if node_alpha is not None:
-        final = final * _deterministic(node_alpha, p)[node_of_edge]
-    return final > p.threshold
-
-
-def _deterministic(log_alpha, p):
-    s = torch.sigmoid(log_alpha) * (p.stretch_right - p.stretch_left) + p.stretch_left
-    return s.clamp(0.0, 1.0)
 
 
 def params_for_task(task_name: str | None = None, **overrides):

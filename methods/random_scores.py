@@ -18,7 +18,7 @@ class RandomScores(Adapter):
     def discover(self, problem: Problem, params) -> Discovery:
         gen = torch.Generator().manual_seed(problem.seed)
         values = torch.rand(problem.graph.n_edges, generator=gen, dtype=torch.float64)
-        return Discovery("scores", scores=dict(zip(problem.graph.edges, values.tolist())))
+        return Discovery("scores", scores=values)  # a vector in canonical order
 
 
 ADAPTER = RandomScores

@@ -136,7 +136,8 @@ def process_alive(pid: int) -> bool:
 
 def job_counts(output: str) -> dict[str, int]:
     """{rule: jobs} of Snakemake's first job stats table, the `all` target left out; {} when
-    it prints none (nothing to do)."""
+    it prints none (nothing to do). The one parser of that table, for tests of what Snakemake
+    itself decides to run; what a config plans, the tests ask benchmark/workflow/plan.py."""
     counts, table = {}, False
     for line in output.splitlines():
         parts = line.split()
@@ -147,6 +148,16 @@ def job_counts(output: str) -> dict[str, int]:
         elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "all":
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def validated_config(path, **overrides) -> dict:
+    """A config file as the workflow sees it: `overrides` set (as `--config key=value` does),
+    then checked against config/schema.yaml with its defaults filled in (Snakefile: validate)."""
+    import yaml
+    from snakemake.utils import validate
+    config = {**yaml.safe_load(Path(path).read_text()), **overrides}
+    validate(config, str(ROOT / "config" / "schema.yaml"))
+    return config
 
 
 def snakemake_ci(*args, results, cache):

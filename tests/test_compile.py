@@ -2,6 +2,8 @@
 
 Every task is compiled once per session (see conftest); these tests reuse that compilation.
 """
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,12 @@ def _inputs(task):
                                meta["bos_id"], task.spec.max_verify_inputs)
 
 
+def _without_ids(labels):
+    """`any_negative_59:True` -> `any_negative:True`: the id counts RASP expressions made earlier
+    in the process."""
+    return [re.sub(r"_\d+(?=:|$)", "", label) for label in labels]
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_torch_equals_haiku(get_task, get_compiled, name):
     import jax.numpy as jnp
@@ -49,8 +57,11 @@ def test_torch_equals_haiku(get_task, get_compiled, name):
         assert (ours[:, 1:].argmax(-1) == decoded).all()
     else:
         assert np.abs(ours[:, 1:, 0] - decoded).max() < 1e-5
-    # the session's cached artifact is the same compilation: same labels, same answers
-    assert artifact.meta["residual_labels"] == task.meta["residual_labels"]
+    # the session's cached artifact is the same compilation: same labels (up to tracr's
+    # process-global expression ids, which differ when the other test worker compiled it),
+    # same answers
+    assert _without_ids(artifact.meta["residual_labels"]) == \
+        _without_ids(task.meta["residual_labels"])
     assert artifact.meta["output_dims"] == task.meta["output_dims"]
     with torch.no_grad():
         cached = task.model(torch.from_numpy(tokens)).numpy()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.discovery import discover, make_problem
-from methods import edge_pruning
+from methods import edge_pruning_parts
 from methods.edge_pruning import PRESETS, EdgePruning, params_for_task
 
 TIMING = ("train_seconds", "train_cpu_seconds")
@@ -92,7 +92,7 @@ def test_resample_cache_matches_per_batch_ablation(get_task, monkeypatch):
     task = get_task("xproportion")
     params = {"steps": 30}
     cached, _, _ = discover(task, "edge_pruning", params, n=200, seed=2, ablation="resample")
-    monkeypatch.setattr(edge_pruning, "CACHE_BYTES", 0)
+    monkeypatch.setattr(edge_pruning_parts, "CACHE_BYTES", 0)
     fresh, _, _ = discover(task, "edge_pruning", params, n=200, seed=2, ablation="resample")
     assert fresh.circuit == cached.circuit
     assert fresh.info["train_metric_last"] == pytest.approx(cached.info["train_metric_last"],

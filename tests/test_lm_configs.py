@@ -6,48 +6,17 @@ discovery per point of its grid, offline and without touching the Hugging Face c
 copy of a pretrained model (the config's `pretrained` field) is loaded and is part of the
 provenance; without one, offline, the error is one line saying how to give one.
 """
-import itertools
 import json
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
+from conftest import ROOT, job_counts, validated_config
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmark.workflow.plan import Plan
+
 CONFIGS = ("gpt2", "tinyllama_1b")
-
-
-def _study_defaults() -> dict:
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    study = schema["properties"]["studies"]["additionalProperties"]["properties"]
-    return {k: v["default"] for k, v in study.items() if "default" in v}
-
-
-def expected_runs(config: dict) -> set:
-    """Every (task, n, seed, ablation, method, setting) the config asks for, as the workflow
-    expands it: the product of each study's lists and method grids, duplicates counted once."""
-    defaults, runs = _study_defaults(), set()
-    for block in config["studies"].values():
-        block = {**defaults, **block}
-        for task, n, seed, ablation in itertools.product(
-                block["tasks"], block["examples"], block["seeds"], block["ablations"]):
-            for method, grid in block["methods"].items():
-                grid = grid or {}
-                keys = sorted(grid)
-                for combo in itertools.product(*(grid[k] for k in keys)):
-                    runs.add((task, n, seed, ablation, method, tuple(zip(keys, combo))))
-    return runs
-
-
-def job_counts(output: str) -> dict:
-    """rule -> count from the last 'Job stats' table of Snakemake's output."""
-    table = output.rsplit("Job stats:", 1)[1]
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
 
 
 @pytest.fixture(scope="module")
@@ -73,28 +42,20 @@ def dry_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_dry_run_plans_the_grid(dry_runs, name):
+    """Snakemake runs what the plan (benchmark/workflow/plan.py) says: one discovery per run,
+    a dataset per (task, n, seed), a score job per group, a trained model per LM model."""
     tmp, returncode, output = dry_runs[name]
     assert returncode == 0, output[-3000:]
-    config = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
-    runs = expected_runs(config)
+    plan = Plan(validated_config(ROOT / "config" / f"{name}.yaml"))
     counts = job_counts(output)
-    assert counts["discover"] == len(runs), counts
-    assert counts["make_dataset"] == len({(t, n, s) for t, n, s, *_ in runs}), counts
-    assert counts["score"] == len({(t, n, s, a) for t, n, s, a, *_ in runs}), counts
-    models = {t.split("@", 1)[1] for t, *_ in runs}
-    assert counts["train_model"] == len(models), counts
-    assert all("@" in t for t, *_ in runs)
+    assert counts["discover"] == len(plan.runs), counts
+    assert counts["make_dataset"] == len(plan.datasets), counts
+    assert counts["score"] == len(plan.groups), counts
+    assert counts["train_model"] == len(plan.models), counts
+    assert counts["compile_task"] == len(plan.tasks), counts
+    assert all("@" in t for t in plan.tasks)
     # planning loads no weights: nothing was written to the Hugging Face cache
     assert not (tmp / "hf_home").exists() or not any((tmp / "hf_home").rglob("*"))
-
-
-def test_expected_runs_counts_a_grid():
-    config = {"studies": {
-        "a": {"tasks": ["x", "y"], "examples": [1, 2], "methods": {
-            "m": {"p": [1, 2, 3], "q": [0.1, 0.2]}, "r": None}},
-        "b": {"tasks": ["x"], "examples": [1], "methods": {"r": None}},  # a duplicate of a's
-    }}
-    assert len(expected_runs(config)) == 2 * 2 * (3 * 2 + 1)
 
 
 def test_gpt2_small_declares_the_published_ioi_circuit():

@@ -57,7 +57,7 @@ def test_entry_point_method_runs_end_to_end(tmp_path, monkeypatch, get_task):
         task = get_task("xproportion")
         result, adapter, params = discover(task, "toy", {"bias": "2.5"}, n=8, seed=0)
         assert params.bias == 2.5
-        assert result.scores[task.graph.edges[0]] == 2.5
+        assert result.score_dict()[task.graph.edges[0]] == 2.5
     finally:
         monkeypatch.undo()
         METHODS.reset()

@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version as package_version
 
 import pytest
 from conftest import ROOT
 
 from benchmark.core.numerics import PORTABLE
+from benchmark.core.provenance import ALL_PACKAGES, git_commit, head_commit, package_versions
 from benchmark.workflow.plan_keys import ENV, PlanKeys
 
 MAIN = """
@@ -39,6 +41,27 @@ def test_main_process_computes_and_jobs_inherit(monkeypatch):
     assert PlanKeys(inherit=True).get("code", "data", lambda _: "own") == "own"
 
 
+def test_provenance_is_the_plans_else_asked_here(monkeypatch):
+    """A job records the commit and versions its plan handed down; a process without a plan
+    (the CLI) asks git and the package metadata itself: the same values."""
+    monkeypatch.setenv(ENV, "{}")  # no plan's keys (and restored after the test)
+    commit, versions = git_commit(), package_versions(ALL_PACKAGES)
+    assert commit == head_commit()
+    assert versions == {p: package_version(p) for p in ALL_PACKAGES}
+    main = PlanKeys(inherit=False)
+    main.add_provenance()
+    main.hand_down()
+    assert json.loads(os.environ[ENV])["git"] == {"commit": commit}
+    assert json.loads(os.environ[ENV])["package"] == versions
+    monkeypatch.setenv(ENV, json.dumps({"git": {"commit": "planned"},
+                                        "package": {"torch": "9.9"}}))
+    assert git_commit() == "planned"  # read, not asked again
+    assert package_versions(["torch", "transformers"]) == {
+        "torch": "9.9", "transformers": package_version("transformers")}
+    monkeypatch.setenv(ENV, "{not json")
+    assert git_commit() == commit
+
+
 def _keys_of_main_process(tmp_path):
     paths = tmp_path / "paths.yaml"
     paths.write_text(f"results: {tmp_path / 'results'}\ncache: {tmp_path / 'cache'}\n")
@@ -52,7 +75,10 @@ def _keys_of_main_process(tmp_path):
 
 def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
     paths, keys = _keys_of_main_process(tmp_path)
-    assert set(keys) == {"code", "model", "source", "task", "version"}
+    assert set(keys) == {"code", "git", "model", "package", "source", "task", "version"}
+    # where results come from, asked once per plan: the values a job would find itself
+    assert keys["git"] == {"commit": head_commit()}
+    assert keys["package"] == {p: package_version(p) for p in ALL_PACKAGES}
     assert set(keys["version"]) == {"acdc", "eap", "eap_ig", "edge_pruning", "random"}
     assert set(keys["task"]) == {"reverse", "xproportion", "ioi@tiny_gpt2"}
     # the job's Snakemake, as the slurm plugin starts it, with the keys in its environment

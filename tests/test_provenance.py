@@ -148,34 +148,44 @@ def test_adding_a_seed_rescores_no_old_cell(project):
 
 
 def test_ok_circuits_with_missing_or_non_finite_scores_are_set_aside(project):
-    """The protocol's check on every ok record before planning: exactly the graph's edges,
-    finite scores. A bad file is moved aside and its discovery reruns, once."""
+    """The protocol's check on every ok record before planning: its scores file there and the
+    one it names (sha256), exactly the graph's edges, finite scores. A bad pair is moved aside
+    (record and scores file) and its discovery reruns, once."""
+    import hashlib
+
+    import numpy as np
+    from benchmark.core.score_file import scores_path
     circuits = project / "results/circuits"
     cut = circuits / "reverse/zero/n50/s0/eap/default.json"
     nan = circuits / "xproportion/zero/n50/s0/eap/default.json"
-    renamed = circuits / "reverse/zero/n50/s0/random/default.json"
-    originals = {p: p.read_text() for p in (cut, nan, renamed)}
-    record = json.loads(originals[cut])
-    record["scores"] = dict(list(record["scores"].items())[:54])  # 40 of 94 deleted
-    cut.write_text(json.dumps(record))
+    swapped = circuits / "reverse/zero/n50/s0/random/default.json"
+    missing = circuits / "xproportion/zero/n50/s0/random/default.json"
+    paths = (cut, nan, swapped, missing)
+    originals = {p: p.read_text() for p in paths}
+    side = {p: Path(scores_path(p)) for p in paths}
+    side_bytes = {p: side[p].read_bytes() for p in paths}
+    side[swapped].write_bytes(side_bytes[cut])              # another record's scores file
+    side[cut].write_bytes(side_bytes[cut][:300])            # truncated
+    side[missing].unlink()
+    values = np.load(side[nan])
+    values[0] = np.nan                                      # non-finite, the hash made to match
+    np.save(side[nan], values)
     record = json.loads(originals[nan])
-    record["scores"][next(iter(record["scores"]))] = float("nan")
+    record["scores"]["sha256"] = hashlib.sha256(side[nan].read_bytes()).hexdigest()
     nan.write_text(json.dumps(record))
-    record = json.loads(originals[renamed])
-    first = next(iter(record["scores"]))
-    record["scores"]["a9.h9->logits"] = record["scores"].pop(first)  # same count, no such edge
-    renamed.write_text(json.dumps(record))
     proc = _smk(project)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
-    assert "scores for 54 edges, not the graph's 94" in log or "missing" in log, log[-3000:]
-    assert "non-finite scores for 1 edges" in log and "a9.h9->logits" in log
-    for path in (cut, nan, renamed):
-        aside = Path(str(path) + ".damaged")
-        assert aside.read_text() != originals[path]  # the damaged file, kept for inspection
+    assert "does not match the record's sha256" in log, log[-3000:]
+    assert "is missing or unreadable" in log, log[-3000:]
+    assert "non-finite scores for 1 edges" in log and "tok_embeds->a0.h0<q>" in log
+    for path in paths:
+        assert Path(str(path) + ".damaged").exists()  # kept for inspection, with its scores
+        assert Path(str(side[path]) + ".damaged").exists() == (path is not missing)
         rerun, original = json.loads(path.read_text()), json.loads(originals[path])
         assert rerun["status"] == "ok" and rerun["scores"] == original["scores"]
-        aside.unlink()
+        assert side[path].read_bytes() == side_bytes[path]
+        Path(str(path) + ".damaged").unlink()
     assert _planned(project) == {}
 
 
@@ -365,7 +375,8 @@ def test_a_broken_method_module_and_a_path_like_parameter(project):
     assert proc.returncode == 0, out[-3000:]
     assert "methods.broken failed to import (SyntaxError" in out
     runs = project / "results_named/circuits/xproportion/zero/n50/s0/named"
-    assert sorted(p.name for p in runs.iterdir()) == ["label=a%2Fb.json", "label=c%25d.json"]
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "label=a%2Fb.json", "label=a%2Fb.scores.npy", "label=c%25d.json", "label=c%25d.scores.npy"]
     assert json.loads((runs / "label=a%2Fb.json").read_text())["params"] == {"label": "a/b"}
     scores = pd.read_csv(project / "results_named/leaderboard/scores.csv")
     assert set(scores.status) == {"ok"}

@@ -1,4 +1,4 @@
-"""Tasks register from tasks/; unknown and duplicate names are clear errors."""
+"""Tasks register from tasks/tracr/; unknown and duplicate names are clear errors."""
 import pytest
 
 from benchmark import list_tasks, load_task
@@ -11,7 +11,7 @@ REQUIRED = {"reverse", "xproportion", "sort", "sort_unique", "hist", "length", "
 
 
 def _fresh():
-    return Registry("task", "tasks", "TASK", "circuitbench.tasks")
+    return Registry("task", "tasks.tracr", "TASK", "circuitbench.tasks")
 
 
 def test_registered_tasks():

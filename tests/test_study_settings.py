@@ -2,19 +2,19 @@
 datasets, discoveries and score jobs get them, every other task the top-level values, and a
 task that two studies list with different values is a config error before any job runs.
 
-Dry runs only: a small driver runs Snakemake's dry run and prints each planned job's params
-(the dry-run executor's `run_job`, wrapped), which `--printshellcmds` does not show for a
-script rule.
+What the plan decides (each task's settings, the score rows' hash, the error texts) is tested
+on benchmark/workflow/plan.py directly (tests/test_plan.py); here, that Snakemake hands it to
+the jobs. Dry runs only: a small driver runs Snakemake's dry run and prints each planned job's
+params (the dry-run executor's `run_job`, wrapped), which `--printshellcmds` does not show for
+a script rule.
 """
 import json
 import subprocess
 import sys
 
-import pytest
-from conftest import ROOT
+from conftest import ROOT, validated_config
 
-from benchmark.core.numerics import kernel_mode
-from benchmark.core.provenance import config_hash
+from benchmark.workflow.plan import Plan
 
 DRIVER = """
 import json, sys
@@ -68,50 +68,36 @@ def _params(jobs, rule, key) -> dict:
     return out
 
 
-def _hash(sparsities, eval_examples):
-    # the form of the score rows' config_hash (workflow/rules/common.smk), unchanged from when
-    # sparsities and eval_examples were top-level keys only
-    return config_hash({"sparsities": sparsities, "eval_examples": eval_examples,
-                        "kernels": kernel_mode()})
+def _plan(configfile) -> Plan:
+    """The plan of the config, as the dry run's Snakemake made it."""
+    return Plan(validated_config(configfile))
 
 
 def test_a_studys_settings_reach_its_tasks_jobs_only(tmp_path):
     own = {"sparsities": [0.9, 0.95, 0.966, 0.98, 0.99], "eval_examples": 200}
-    proc, jobs = _dry_run(_config(tmp_path, own))
+    configfile = _config(tmp_path, own)
+    proc, jobs = _dry_run(configfile)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert {j["rule"] for j in jobs} >= {"make_dataset", "discover", "score"}
     for rule in ("make_dataset", "discover", "score"):
         assert _params(jobs, rule, "eval_examples") == {"reverse": {200}, "xproportion": {1000}}
     assert _params(jobs, "score", "sparsities") == {
         "reverse": {tuple(own["sparsities"])}, "xproportion": {tuple(TOP["sparsities"])}}
-    # a study that sets nothing keeps exactly the hash of the top-level values
+    # the score rows' hash is the plan's (its form: tests/test_plan.py)
+    plan = _plan(configfile)
     assert _params(jobs, "score", "config_hash") == {
-        "reverse": {_hash(own["sparsities"], 200)},
-        "xproportion": {_hash(TOP["sparsities"], TOP["eval_examples"])}}
+        task: {plan.scoring_config_hash(task)} for task in ("reverse", "xproportion")}
+    assert plan.scoring_config_hash("reverse") != plan.scoring_config_hash("xproportion")
 
 
-def test_a_study_setting_the_top_level_values_keeps_their_hash(tmp_path):
-    proc, jobs = _dry_run(_config(tmp_path, dict(TOP), b_tasks=("xproportion", "reverse")))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    top = _hash(TOP["sparsities"], TOP["eval_examples"])
-    assert _params(jobs, "score", "config_hash") == {"reverse": {top}, "xproportion": {top}}
-
-
-@pytest.mark.parametrize("a, b, says", [
-    ({"eval_examples": 200}, None,
-     "config studies.a.eval_examples (200) and studies.b (top-level 1000) both list task "
-     "reverse: give them the same value or move the task to one study"),
-    ({}, {"sparsities": [0.9, 0.99]},
-     "config studies.b.sparsities ([0.9, 0.99]) and studies.a (top-level [0.5, 0.9]) both list "
-     "task reverse: give them the same value or move the task to one study"),
-    ({"eval_examples": 200}, {"eval_examples": 300},
-     "config studies.a.eval_examples (200) and studies.b.eval_examples (300) both list task "
-     "reverse: give them the same value or move the task to one study"),
-])
-def test_a_task_of_two_studies_with_different_values_is_refused(tmp_path, a, b, says):
-    proc, jobs = _dry_run(_config(tmp_path, a, b, b_tasks=("xproportion", "reverse")))
+def test_a_task_of_two_studies_with_different_values_is_refused(tmp_path):
+    """Before any job, with the plan's one line (every case: tests/test_plan.py)."""
+    proc, jobs = _dry_run(_config(tmp_path, {"eval_examples": 200},
+                                  b_tasks=("xproportion", "reverse")))
     assert proc.returncode != 0 and jobs == []
     out = proc.stdout + proc.stderr  # Snakemake prints a workflow's error on stdout
+    says = ("config studies.a.eval_examples (200) and studies.b (top-level 1000) both list task "
+            "reverse: give them the same value or move the task to one study")
     assert says in out, out[-3000:]
 
 

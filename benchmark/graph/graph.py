@@ -6,6 +6,9 @@ MLP input and the logits. An edge joins a writer to every reader that comes afte
 one layer run in parallel). Edge ids are stable strings such as
 `tok_embeds->a0.h0<q>`; the canonical edge order (readers in topological order, writers in
 topological order within a reader) is the order of every mask and score vector.
+Nodes are the writers and the logits (`tok_embeds`, `a0.h0`, `m0`, ..., `logits`; a head's node
+owns its three ports `a0.h0<q>`, `<k>`, `<v>`), in topological order: the order of node-level
+score vectors (benchmark.protocol.Discovery, level "node").
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import torch
 QKV = ("q", "k", "v")
 # tracr's two embedding writers; a model names its own in `input_writers` (the LM backend: "input")
 INPUT_WRITERS = ("tok_embeds", "pos_embeds")
+# what a discovery scores or keeps: edges (the default) or nodes
+LEVELS = ("edge", "node")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Graph:
             self.writers.append(f"m{layer}")
         self._add_group("logits", n_layers, ("logits",))
         self.readers: list[str] = [p for g in self.groups for p in g.ports]
+        self.nodes: list[str] = [*self.writers, "logits"]
+        self.node_to_index = {n: i for i, n in enumerate(self.nodes)}
         self.edge_to_index = {e: i for i, e in enumerate(self.edges)}
         self.writer_to_index = {w: i for i, w in enumerate(self.writers)}
         self._edge_group = [g for g, group in enumerate(self.groups)
@@ -73,6 +80,22 @@ class Graph:
     @property
     def n_edges(self) -> int:
         return len(self.edges)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    def units(self, level: str = "edge") -> list[str]:
+        """The edges or the nodes, in canonical order: what a score vector of `level` covers."""
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
+        return self.edges if level == "edge" else self.nodes
+
+    @staticmethod
+    def node_of(reader: str) -> str:
+        """The node a reader port belongs to: `a0.h0<q>` -> `a0.h0`; `m0` and `logits` are
+        their own."""
+        return reader.split("<")[0]
 
     def mask_from_edges(self, kept, dtype=torch.float32) -> torch.Tensor:
         """A 0/1 mask vector in canonical order from a collection of edge ids."""

@@ -69,10 +69,24 @@ def faithfulness_per_example(full: torch.Tensor, circuit: torch.Tensor, kind: st
 
 def answer_nll(full: torch.Tensor, circuit: torch.Tensor, partial: bool = False) -> torch.Tensor:
     """Mean negative log-probability the circuit gives the full model's answer (categorical)."""
+    return _mean(_answer_nll_per_position(full, circuit), defined_positions(full, partial))
+
+
+def answer_nll_per_example(full: torch.Tensor, circuit: torch.Tensor,
+                           partial: bool = False) -> torch.Tensor:
+    """`answer_nll` per example [B]: the mean over each example's counted positions."""
+    per = _answer_nll_per_position(full, circuit)
+    defined = defined_positions(full, partial)
+    if defined is None:
+        return per.mean(1)
+    weight = defined.to(per.dtype)
+    return (per * weight).sum(1) / weight.sum(1).clamp(min=1)
+
+
+def _answer_nll_per_position(full: torch.Tensor, circuit: torch.Tensor) -> torch.Tensor:
     answer = full[:, 1:].argmax(-1)
     logp = F.log_softmax(circuit[:, 1:].float(), dim=-1)
-    per = -logp.gather(-1, answer.unsqueeze(-1))[..., 0]
-    return _mean(per, defined_positions(full, partial))
+    return -logp.gather(-1, answer.unsqueeze(-1))[..., 0]
 
 
 def faithfulness_name(kind: str) -> str:

@@ -23,11 +23,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from benchmark.core.artifact import atomic_write_bytes  # noqa: E402
 from benchmark.core.conventions import CONVENTIONS  # noqa: E402
 from benchmark.report.headline import run_table  # noqa: E402
+from benchmark.report.outputs import PLOTS  # noqa: E402
 from benchmark.report.scaling_table import FIGURE_MIN_SPARSITY, MIN_EDGES, figure_points  # noqa: E402
 from benchmark.report.summary import prepare, rows_convention  # noqa: E402
 
-PLOTS = ["faithfulness_vs_sparsity.png", "roc.png", "runtime_vs_examples.png",
-         "scaling_vs_examples.png", "kl_vs_sparsity.png"]
 FAITH_FLOOR = 1e-6  # plots only: faithfulness below this (exact circuits, float noise) sits here
 
 

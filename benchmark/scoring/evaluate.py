@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import torch
 
 from benchmark.core.conventions import NODE_CONVENTIONS
@@ -24,7 +25,7 @@ from benchmark.scoring.recovery import (
     heads_of,
     is_head,
     overlap,
-    ranked,
+    ranked_indices,
     ranking_counts,
     ratio_interval,
     roc_auc,
@@ -43,9 +44,11 @@ def seen_fraction(discovery: torch.Tensor, evaluation: torch.Tensor) -> float:
 
 def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
     """(label, edge set) pairs to evaluate for one discovery record."""
+    _edge_level(record)
     if record["kind"] == "circuit":
         return [("discovered", frozenset(record["circuit"]))]
-    ranking = ranked(record["scores"], task.graph.edge_to_index.get)  # sorted once, sliced
+    edges = task.graph.edges
+    ranking = [edges[i] for i in ranked_indices(score_values(task, record))]  # sorted once
     out = []
     for s in sparsities:
         k = max(0, min(task.graph.n_edges, round((1 - s) * task.graph.n_edges)))
@@ -171,6 +174,7 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     base.update(eval_seen_in_discovery=seen, input_space=task.input_space)
     if base["status"] != "ok":
         return [_complete(base)]
+    _edge_level(record)
     key = (record["n_examples"], record["seed"], record["ablation"])
     if key not in evaluators:
         evaluators[key] = SplitEvaluator(task, ev, record["ablation"], batch_size)
@@ -179,9 +183,11 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     views = {c: recovery_view(task, c) for c in task.conventions}
     auroc = {}
     if record["kind"] == "scores":
+        scores = score_values(task, record)
         for c, (units, truth, _) in views.items():
-            values = (head_scores(record["scores"], units) if c in NODE_CONVENTIONS else
-                      [record["scores"][e] for e in units])
+            # a head scores its best outgoing edge; edge units are the canonical edges
+            values = (head_scores(scores, [task.graph.outgoing(h) for h in units])
+                      if c in NODE_CONVENTIONS else scores)
             auroc[c] = roc_auc(values, [u in truth for u in units])
     rows = []
     for label, edges in circuits_of(task, record, sparsities):
@@ -199,6 +205,20 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
                             f"agreement={row['agreement']}")
         rows.append(_complete(row))
     return rows
+
+
+def score_values(task, record: dict):
+    """A scores record's float64 vector in canonical edge order (read_circuit gives one; a
+    record of the older all-JSON format has a dict {edge: score})."""
+    from benchmark.graph.scores import score_vector
+    scores = record["scores"]
+    return scores if isinstance(scores, np.ndarray) else score_vector(scores, task.graph)
+
+
+def _edge_level(record: dict) -> None:
+    if record.get("level", "edge") != "edge":
+        raise ValueError(f"a {record['level']}-level discovery ({record['method']}) cannot be "
+                         "scored yet: the scorer evaluates edge-level circuits and scores")
 
 
 def _evaluation_split(task, n: int, seed: int, eval_examples: int, cache: dict):

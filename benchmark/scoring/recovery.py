@@ -1,6 +1,6 @@
 """Recovery of a ground truth: set overlap for circuits, ranking quality for scores, ROC for sweeps.
 
-All functions take plain Python collections so they are easy to test by hand.
+All functions take plain Python collections or numpy vectors so they are easy to test by hand.
 """
 from __future__ import annotations
 
@@ -42,12 +42,11 @@ def comparable(scores) -> np.ndarray:
     return np.where(np.isfinite(s), np.round(s / quantum) * quantum, s)
 
 
-def ranked(scores: dict, order) -> list:
-    """Edges from the highest score down (comparable scores; ties in canonical edge order)."""
-    edges = list(scores)
-    values = comparable([scores[e] for e in edges])
-    keyed = sorted(zip(edges, values), key=lambda ev: (-ev[1], order(ev[0])))
-    return [e for e, _ in keyed]
+def ranked_indices(scores) -> np.ndarray:
+    """Positions of a score vector (canonical order) from the highest score down (comparable
+    scores; ties in canonical order)."""
+    values = comparable(scores)
+    return np.lexsort((np.arange(len(values)), -values))
 
 
 def roc_auc(scores, labels) -> float | None:
@@ -73,15 +72,11 @@ def is_head(node: str) -> bool:
     return re.fullmatch(r"a\d+\.h\d+", node) is not None
 
 
-def head_scores(scores: dict, heads) -> list[float]:
-    """Per head (in `heads` order), the largest score among the edges it writes: a head
-    matters as much as its most important output."""
-    best = {h: -np.inf for h in heads}
-    for edge, value in scores.items():
-        writer = edge.split("->")[0]
-        if writer in best and value > best[writer]:
-            best[writer] = value
-    return [best[h] for h in heads]
+def head_scores(scores, outgoing) -> list[float]:
+    """Per head, the largest score among the edges it writes (`outgoing[i]`: the positions in
+    the score vector of head i's edges): a head matters as much as its most important output."""
+    values = np.asarray(scores, dtype=np.float64)
+    return [float(values[idx].max()) if len(idx) else -np.inf for idx in outgoing]
 
 
 def roc_point(circuit, truth, all_edges) -> tuple[float, float]:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from benchmark.core.artifact import atomic_write_text
+from benchmark.core.score_file import is_score_file_entry, read_scores
 
 CIRCUIT_FIELDS = ("task", "method", "params", "seed", "n_examples", "ablation", "kind", "status")
 
@@ -38,7 +40,10 @@ def read_circuit(path: str, task_name: str, graph=None) -> dict:
     """A circuit file, checked: readable JSON with the fields scoring needs, of this task, and
     for an `ok` run the scores or circuit its kind promises: with `graph`, the check the method
     protocol makes (scores for exactly the graph's edges, all finite; circuit edges of the
-    graph); without it, finite scores for as many edges as the record's graph had."""
+    graph); without it, finite scores for as many edges as the record's graph had.
+    The scores are read from the record's side file (benchmark.core.score_file: a missing,
+    truncated or swapped one is bad output) and returned as a float64 vector in canonical
+    order (a dict {edge: score} in a record of the older all-JSON format read without `graph`)."""
     fix = (f"rerun snakemake, which moves {path} aside (.damaged) and reruns that discovery "
            "(or delete it)")
     try:
@@ -56,6 +61,8 @@ def read_circuit(path: str, task_name: str, graph=None) -> dict:
             raise ValueError(f"circuit file {path} is an ok {record['kind']!r} run without its "
                              f"{record['kind']}; {fix}")
         try:
+            if record["kind"] == "scores" and is_score_file_entry(body):
+                record["scores"] = read_scores(path, body)
             _check_output(record, graph)
         except ValueError as err:
             why = str(err).replace("; ", ", ")  # the first `; ` ends the reason (damaged.py)
@@ -68,19 +75,26 @@ def read_circuit(path: str, task_name: str, graph=None) -> dict:
 
 
 def _check_output(record: dict, graph) -> None:
-    from benchmark.protocol import Discovery, _finite
+    from benchmark.graph.scores import is_finite_number
+    from benchmark.protocol import Discovery
+    level = record.get("level", "edge")
     if graph is not None:
         circuit = None if record["circuit"] is None else frozenset(record["circuit"])
-        Discovery(record["kind"], scores=record["scores"], circuit=circuit).check(graph)
+        checked = Discovery(record["kind"], scores=record["scores"], circuit=circuit,
+                            level=level).check(graph)
+        record["scores"] = checked.scores
         return
     if record["kind"] == "scores":
         scores = record["scores"]
-        if len(scores) != record.get("n_edges"):
+        if level == "edge" and len(scores) != record.get("n_edges"):
             raise ValueError(f"scores for {len(scores)} edges, not the graph's "
                              f"{record.get('n_edges')}")
-        bad = [e for e, v in scores.items() if not _finite(v)]
+        if isinstance(scores, dict):
+            bad = [e for e, v in scores.items() if not is_finite_number(v)]
+        else:
+            bad = [f"#{i}" for i in np.flatnonzero(~np.isfinite(scores))]
         if bad:
-            raise ValueError(f"non-finite scores for {len(bad)} edges, e.g. {bad[:3]}")
+            raise ValueError(f"non-finite scores for {len(bad)} {level}s, e.g. {bad[:3]}")
 
 
 def graph_of_summary(path: str):

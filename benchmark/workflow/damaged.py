@@ -5,7 +5,9 @@ edited by hand would be scored, or shown in the leaderboard, as if it were a res
 Snakemake builds its job graph, every existing circuit and score file of the config is checked;
 a damaged one is renamed to `<name>.damaged` (kept for inspection, never deleted; a later one
 becomes `<name>.damaged.1`, `.2`, ...) with a warning naming it, and Snakemake then reruns the
-job that makes it. Good files are never touched.
+job that makes it. Good files are never touched. A circuit file's scores live in a side file
+(`<name>.scores.npy`, benchmark.core.score_file) tied to it by hash: a missing, truncated or
+swapped side file makes the circuit file damaged, and both are set aside.
 A circuit file whose run was stopped from outside (status `cancelled`: scancel, a scheduler's
 limit, a kill) is a complete, visible cell of the run that wrote it, and moved aside as
 `<name>.cancelled` by the next run, which reruns it: the method is not to blame.
@@ -48,16 +50,22 @@ def check_not_cancelled(record: dict, path: str) -> None:
 
 
 def quarantine(checks) -> list[str]:
-    """Run `check()` for each existing (path, check); move damaged files aside. Returns them."""
+    """Run `check()` for each existing (path, check) or (path, check, side files); move damaged
+    files aside, with their side files (a circuit file's `.scores.npy`, whichever of the two is
+    damaged). Returns the checked paths moved."""
     moved = []
-    for path, check in checks:
+    for path, check, *side in checks:
         if not os.path.exists(path):
             continue
         try:
             check()
         except ValueError as err:
-            aside = _free_name(path + getattr(err, "suffix", ".damaged"))
+            suffix = getattr(err, "suffix", ".damaged")
+            aside = _free_name(path + suffix)
             os.replace(path, aside)
+            for other in (side[0] if side else ()):
+                if os.path.lexists(other):
+                    os.replace(other, _free_name(other + suffix))
             moved.append(path)
             print(f"circuitbench: {str(err).split('; ')[0]}: moved to {aside}; "
                   "the job that makes it reruns", file=sys.stderr)

@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from benchmark.workflow.process_tree import (die_with, end_child_tree, oom_kills, processes,
+                                             set_subreaper, vm_hwm_mb, wait_unreaped)
+
 # "out of memory" also covers torch.cuda.OutOfMemoryError ("CUDA out of memory. Tried to ...")
 OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory",
                "cublas_status_alloc_failed")
@@ -56,38 +59,10 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or any(m in str(err).lower() for m in OOM_MARKERS)
 
 
-def _vm_hwm_mb(pid="self") -> float:
-    """A process's peak resident memory since exec (VmHWM), 0 where unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM); ru_maxrss would include the parent's
     memory, inherited at fork."""
-    return _vm_hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _libc():
-    import ctypes
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with(parent: int) -> None:
-    """SIGKILL this process when `parent` dies (Linux), and exit now if it is gone already
-    (it may have died before the request, and this process been re-parented)."""
-    try:
-        _libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
+    return vm_hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _is_cuda(device: str | None) -> bool:
@@ -115,7 +90,7 @@ def _cap_memory(mem_mb: int | None, device: str | None) -> None:
 def _child(target: Callable[..., dict], kwargs: dict, result_path: str, mem_mb: int | None,
            parent: int, device: str | None = None):
     os.setsid()  # a group of its own: the parent ends it whole, a terminal's Ctrl-C misses it
-    _die_with(parent)
+    die_with(parent)
     try:
         _cap_memory(mem_mb, device)
         value, status, error = target(**kwargs), "ok", ""
@@ -158,124 +133,6 @@ def _death_cause(exitcode: int | None, *, peak_mb: float = 0.0, mem_mb: int | No
         return "failed", f"the method's process was killed by {sig}"
     return "failed", (f"the method's process exited (exit code {exitcode}) without returning a "
                       "result: an adapter must return its Discovery, not exit")
-
-
-def _oom_kills() -> int | None:
-    """OOM kills counted by this process's memory cgroup (v2 memory.events, v1
-    memory.oom_control), None where not readable."""
-    candidates = []
-    try:
-        with open("/proc/self/cgroup") as f:
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                path = path.rstrip("/")
-                if controllers == "":
-                    candidates += [f"/sys/fs/cgroup{path}/memory.events",
-                                   f"/sys/fs/cgroup/unified{path}/memory.events"]
-                elif "memory" in controllers.split(","):
-                    candidates.append(f"/sys/fs/cgroup/memory{path}/memory.oom_control")
-    except (OSError, ValueError):
-        return None
-    for candidate in candidates:
-        try:
-            with open(candidate) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-# --- the process tree ---------------------------------------------------------------------
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, state) of every process in /proc."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-        except OSError:  # ended meanwhile
-            continue
-        state, ppid = text[text.rindex(")") + 2:].split()[:2]
-        table[int(entry)] = (int(ppid), state)
-    return table
-
-
-def set_subreaper(on: bool) -> bool:
-    """Make this process a child subreaper (Linux), so that orphans below it are re-parented to
-    it rather than to init; returns the previous setting."""
-    try:
-        import ctypes
-        libc, previous = _libc(), ctypes.c_int(0)
-        libc.prctl(37, ctypes.byref(previous))  # PR_GET_CHILD_SUBREAPER
-        libc.prctl(36, int(on))  # PR_SET_CHILD_SUBREAPER
-        return bool(previous.value)
-    except (OSError, AttributeError):
-        return False
-
-
-def kill_trees(roots: Callable[[dict], set], keep: frozenset = frozenset(),
-               patience_s: float = 5.0) -> None:
-    """SIGKILL the processes `roots(table)` names (from `_processes()`) and all their
-    descendants, scanning again until none is alive: a process may fork, or an orphan be
-    re-parented, meanwhile. Then reap those that are this process's zombies, except `keep`."""
-    me, deadline = os.getpid(), time.monotonic() + patience_s
-    while True:
-        table = _processes()
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in table.items():
-            children.setdefault(ppid, []).append(pid)
-        tree, todo = set(), list(roots(table))
-        while todo:
-            pid = todo.pop()
-            if pid in table and pid not in tree:
-                tree.add(pid)
-                todo += children.get(pid, [])
-        alive = [pid for pid in tree if table[pid][1] not in "ZX"]
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.005)
-    for pid in tree - keep:
-        if table[pid][0] == me:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-
-
-def _end_child_tree(child: int, before: set) -> None:
-    """Kill the child's process group (while the unreaped child still holds its id) and every
-    process below this one that was not a child of it before the run."""
-    try:
-        os.killpg(child, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    me = os.getpid()
-    kill_trees(lambda table: {pid for pid, (ppid, _) in table.items()
-                              if ppid == me and pid not in before}, keep=frozenset({child}))
-
-
-def _wait(pid: int, timeout_s: float | None) -> tuple[bool, float]:
-    """Wait for the child to end, leaving it unreaped; (timed out, its sampled peak memory).
-    Polls: multiprocessing's sentinel would also wait for a grandchild that inherited it."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    peak = 0.0
-    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-        peak = max(peak, _vm_hwm_mb(pid))
-        if deadline is not None and time.monotonic() >= deadline:
-            return True, peak
-        time.sleep(0.02)
-    return False, peak
 
 
 CANCELLED = ("the job was stopped from outside (SIGTERM: scancel, the scheduler's time limit, "
@@ -347,8 +204,8 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
         from multiprocessing import resource_tracker
         resource_tracker.ensure_running()
     me = os.getpid()
-    before = {pid for pid, (ppid, _) in _processes().items() if ppid == me}
-    oom_kills = _oom_kills()
+    before = {pid for pid, (ppid, _) in processes().items() if ppid == me}
+    oom_kills_before = oom_kills()
     maxrss_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     was_subreaper = set_subreaper(True)
     with tempfile.TemporaryDirectory(prefix="circuitbench-") as tmp:
@@ -362,12 +219,12 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
             timed_out, sampled = False, 0.0
             with _sigterm_raises() as stopped:
                 try:
-                    timed_out, sampled = _wait(proc.pid, timeout_s)
+                    timed_out, sampled = wait_unreaped(proc.pid, timeout_s)
                 except _Stopped:
                     pass
         finally:  # every way out, KeyboardInterrupt too: the method's processes end here
             if proc.pid is not None:
-                _end_child_tree(proc.pid, before)
+                end_child_tree(proc.pid, before)
                 proc.join()
             set_subreaper(was_subreaper)
         wall = time.perf_counter() - began
@@ -380,8 +237,9 @@ def run_isolated(target: Callable[..., dict], kwargs: dict, *, timeout_s: float 
             return Outcome("timeout", f"discovery exceeded its time limit of {timeout_s:g} s "
                            "and was killed", None, wall, peak)
         if not os.path.exists(result_path):
-            counted = _oom_kills()
-            oom_killed = oom_kills is not None and counted is not None and counted > oom_kills
+            counted = oom_kills()
+            oom_killed = (oom_kills_before is not None and counted is not None
+                          and counted > oom_kills_before)
             # a CUDA run's mem_mb is on the GPU: its host peak says nothing about it
             status, error = _death_cause(proc.exitcode, peak_mb=peak, oom_killed=oom_killed,
                                          mem_mb=None if _is_cuda(device) else mem_mb)

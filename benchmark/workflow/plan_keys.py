@@ -5,8 +5,10 @@ Every job's params carry keys (method version and code hash, task key, model key
 data code keys: benchmark/core/fingerprint.py) so that Snakemake reruns a job when they change. A
 cluster job starts Snakemake twice (the batch script's and the job step's), and each evaluates
 its job's params again: finding a method's version imports every adapter, hence torch, 1.3 s of
-CPU per start. The main process computes the keys of the whole config once and puts them in
-the environment, which Slurm passes on (`sbatch --export=ALL`); a job that finds none there
+CPU per start. The same goes for where results come from: the git commit (a `git rev-parse`
+per job otherwise) and the package versions (benchmark/core/provenance.py reads them). The main
+process computes the keys of the whole config once and puts them in the environment, which its
+local jobs inherit and Slurm passes on (`sbatch --export=ALL`); a job that finds none there
 (another executor) computes its own: the same values, only slower. The main process never
 reads them from its environment: it is where they are made.
 """
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import version as package_version
 from typing import Callable
 
 from benchmark.core.fingerprint import code_key
+from benchmark.core.provenance import ALL_PACKAGES, head_commit
+from benchmark.core.provenance import PLAN_KEYS_ENV as ENV
 from benchmark.core.registry import METHODS
-
-ENV = "CIRCUITBENCH_PLAN_KEYS"
 
 
 class PlanKeys:
@@ -32,12 +35,21 @@ class PlanKeys:
                 self.values = json.loads(os.environ.get(ENV) or "{}")
             except ValueError:  # a damaged variable costs time, never a wrong key
                 self.values = {}
+        else:  # one from outside is not this plan's: nothing here reads it (provenance.py)
+            os.environ.pop(ENV, None)
 
     def get(self, kind: str, name: str, compute: Callable[[str], str]) -> str:
         table = self.values.setdefault(kind, {})
         if name not in table:
             table[name] = compute(name)
         return table[name]
+
+    def add_provenance(self) -> None:
+        """The git commit and the versions of every package a result records or is keyed on
+        (benchmark/core/provenance.py), asked once here rather than in every job."""
+        self.get("git", "commit", lambda _: head_commit())
+        for name in ALL_PACKAGES:
+            self.get("package", name, package_version)
 
     def hand_down(self) -> None:
         """Put the keys computed so far where the jobs this process submits will find them."""

@@ -14,16 +14,15 @@ import json
 import os
 import sys
 from functools import lru_cache
-from importlib.metadata import version as package_version
 from pathlib import Path
 
 import torch
 
 from benchmark.core.artifact import ArtifactError
 from benchmark.core.fingerprint import code_key
+from benchmark.core.provenance import MODEL_PACKAGES, package_versions
 from benchmark.core.registry import LM_MODELS, PROMPT_TASKS
 
-VERSIONS = ("torch", "transformers", "tokenizers")
 PRETRAINED_ENV = "CIRCUITBENCH_PRETRAINED"
 
 
@@ -77,7 +76,7 @@ def lm_model_key(model: str) -> str:
 def _lm_model_key(model: str, local_copy: str | None) -> str:
     from benchmark.core.numerics import kernel_mode
     lm = LM_MODELS.get(model)
-    fields = {"spec": repr(lm), "versions": {p: package_version(p) for p in VERSIONS},
+    fields = {"spec": repr(lm), "versions": package_versions(MODEL_PACKAGES),
               "kernels": kernel_mode(),
               "code": code_key("benchmark.backends.lm.train", *declaring_modules(LM_MODELS, [model]),
                                *declaring_modules(PROMPT_TASKS, sorted(set(lm.train_tasks))))}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.core.task_names import SEP, is_lm_task
+
 DTYPES = ("float32", "bfloat16", "float16")  # what a model's weights may be loaded in
 
 
@@ -48,8 +50,8 @@ class LMSpec:
         if self.pretrained is None and not self.train_tasks:
             raise ValueError(f"language model {self.name!r}: give `pretrained` (a name or path) "
                              "or `train_tasks` to train it here")
-        if "@" in self.name:
-            raise ValueError(f"language model {self.name!r}: '@' separates task and model")
+        if is_lm_task(self.name):
+            raise ValueError(f"language model {self.name!r}: '{SEP}' separates task and model")
         if self.dtype not in DTYPES:
             raise ValueError(f"language model {self.name!r}: unknown dtype {self.dtype!r}; "
                              f"known: {', '.join(DTYPES)}")

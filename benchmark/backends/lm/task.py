@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.backends.lm.metrics import greater_than, logit_diff
+from benchmark.backends.lm.metrics import greater_than_per_example, logit_diff_per_example
 from benchmark.backends.lm.models import (
     declaring_modules,
     lm_model_key,
@@ -155,11 +155,21 @@ class LMTask:
 
     def task_metric(self, outputs: torch.Tensor, split: Split) -> float:
         """The task's own measure on answer-position outputs [B, 2, V]."""
+        return float(self._measure(outputs, split).mean())
+
+    def objective(self, full: torch.Tensor, circuit: torch.Tensor, split: Split) -> torch.Tensor:
+        """The task's own measure as a loss per example [B] for methods (benchmark.protocol's
+        Problem.objective): its value on the full model minus that on the circuit, 0 for the
+        full circuit, lower when the circuit keeps more of the measure."""
+        return self._measure(full, split) - self._measure(circuit, split)
+
+    def _measure(self, outputs: torch.Tensor, split: Split) -> torch.Tensor:
+        """The task's own measure per example [B] (float64)."""
         pos = torch.ones(len(outputs), dtype=torch.long, device=outputs.device)
         if self.spec.metric == "greater_than":
             years = self.tokenizer.convert_tokens_to_ids([f"{y:02d}" for y in range(100)])
-            return float(greater_than(outputs, pos, split.rival, torch.tensor(years)))
-        return float(logit_diff(outputs, pos, split.answer, split.rival))
+            return greater_than_per_example(outputs, pos, split.rival, torch.tensor(years))
+        return logit_diff_per_example(outputs, pos, split.answer, split.rival)
 
     def extra_metrics(self, full: torch.Tensor, circuit: torch.Tensor, split: Split) -> dict:
         f, c = self.task_metric(full, split), self.task_metric(circuit, split)
