@@ -127,3 +127,10 @@ def test_planning_and_report_import_no_torch(module):
             "if m in sys.modules]; assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_module_is_over_300_lines():
+    """Small modules with one job each: a module that outgrows this is split along its seams."""
+    long = [f"{p.relative_to(ROOT)}: {n} lines" for package in PROJECT for p in _sources(package)
+            if (n := len(p.read_text().splitlines())) > 300]
+    assert long == []
