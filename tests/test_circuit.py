@@ -7,11 +7,11 @@ corrupted output (only the summation order can differ, hence allclose rather tha
 """
 import pytest
 import torch
+from task_lists import looped_tasks
 
-from benchmark import list_tasks
 from benchmark.graph.circuit import Recording, ablated_outputs, run_circuit
 
-TASKS = list_tasks()
+TASKS = looped_tasks()
 
 
 def _data(task, n=300, seed=1):

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from task_lists import looped_tasks
 
-from benchmark import list_tasks
 from benchmark.backends.tracr.compile import (
     VerificationError,
     extract_artifact,
@@ -19,7 +19,7 @@ from benchmark.backends.tracr.model import TracrTransformer
 from benchmark.core.artifact import Artifact
 from benchmark.graph.inputs import verification_inputs
 
-TASKS = list_tasks()
+TASKS = looped_tasks()
 RASP_CHECKS = 300  # rasp.evaluate is slow in Python: check every input up to this many
 
 
@@ -27,6 +27,11 @@ def _inputs(task):
     meta = task.meta
     return verification_inputs(meta["symbol_ids"], task.spec.length, task.spec.inputs,
                                meta["bos_id"], task.spec.max_verify_inputs)
+
+
+def _skip_planted(task, why: str):
+    if getattr(task.spec, "planted", None) is not None:
+        pytest.skip(f"{task.name} is a planted (trained) model: {why}")
 
 
 def _without_ids(labels):
@@ -39,6 +44,11 @@ def _without_ids(labels):
 def test_torch_equals_haiku(get_task, get_compiled, name):
     import jax.numpy as jnp
     task = get_task(name)
+    _skip_planted(task, "its weights are trained, not tracr's: test_planted.py compares its "
+                  "answers with the compiled model's")
+    if getattr(task.spec, "compression", None) is not None:
+        pytest.skip(f"{name}'s residual stream is compressed by a learned W: it is not tracr's "
+                    "model (test_compressed.py compares it with the compiled one)")
     program, model = get_compiled(name)
     artifact = extract_artifact(task.spec, program, model)
     tokens, exhaustive = _inputs(task)
@@ -90,6 +100,8 @@ def test_decoded_outputs_equal_rasp(get_task, get_compiled, name):
 @pytest.mark.parametrize("name", TASKS)
 def test_meta_records_verification(get_task, name):
     task = get_task(name)
+    _skip_planted(task, "no haiku model to verify against: its verification is its accuracy "
+                  "vs the compiled model (test_planted.py)")
     v = task.meta["verification"]
     tokens, exhaustive = _inputs(task)
     assert v["n_inputs"] == len(tokens) and v["exhaustive"] == exhaustive

@@ -183,3 +183,44 @@ def test_the_page_a_reader_opens(tmp_path):
     summary = pd.read_csv(out["summary.csv"])
     assert set(summary.method) == {"acdc", "sharp", "blunt"}
     assert "p_value" in pd.read_csv(out["pairwise.csv"]).columns
+
+
+def _family_rows():
+    """`sharp` and `blunt` tie on the compiled task (both perfect), and differ on the compressed
+    one in all 8 runs: only the per-family tests can see it."""
+    rows = []
+    for seed in range(8):
+        rows += _ranking("reverse", seed, "sharp", 2, 1.0, 1.0)
+        rows += _ranking("reverse", seed, "blunt", 2, 1.0, 1.0)
+        rows += _ranking("reverse_c24", seed, "sharp", 2, 0.95, 1.0)
+        rows += _ranking("reverse_c24", seed, "blunt", 6, 0.7 + 0.01 * seed, 1.0)
+    # each ranking's circuit at one requested sparsity, as a score method's rows carry
+    rows += [dict(r, circuit="sparsity=0.8") for r in rows if r["circuit"] == "top=2"]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["task_family"] = np.where(df.task == "reverse", "compiled", "compressed")
+    return df
+
+
+def test_recovery_per_task_family(tmp_path):
+    from benchmark.report.families import by_family
+    df = _family_rows()
+    head = by_family(df, headline).set_index(["family", "method"])
+    assert set(head.index.get_level_values(0)) == {"all", "compiled", "compressed"}
+    assert head.loc[("compiled", "blunt")].recovery == head.loc[("compiled", "sharp")].recovery == 1
+    compressed = head.loc[("compressed", "blunt")]
+    assert compressed.recovery == pytest.approx(np.mean([0.7 + 0.01 * s for s in range(8)]))
+    assert compressed.recovery_low < compressed.recovery < compressed.recovery_high
+    assert head.loc[("all", "blunt")].runs == 16  # the pooled headline, as before
+    tests = by_family(df, pairwise_tests)
+    recovery = tests[tests.metric == "recovery"].set_index("family")
+    assert recovery.loc["compiled"].p_value == 1.0
+    # sharp better in all 8 paired runs: exact two-sided signed-rank p = 2 / 2^8
+    assert recovery.loc["compressed"].p_value == pytest.approx(2 / 256)
+    # a reader sees the section, the compressed family's p in bold, and the pooled headline
+    scores = tmp_path / "scores.csv"
+    df.to_csv(scores, index=False)
+    dom = _dom(build_leaderboard([scores], tmp_path / "board")["leaderboard.html"])
+    section = dom[dom.index("Recovery by task family"):dom.index("Per task")]
+    assert "compiled" in section and "compressed" in section
+    assert re.search(r"<td class=\"sig\">0\.0078</td>", section), section[:2000]
+    assert [r[0] for r in _headline_rows(dom)] == ["sharp", "blunt"]

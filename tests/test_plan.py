@@ -128,14 +128,15 @@ def test_check_device_says_how_to_fall_back_to_the_cpu():
 
 
 def test_the_default_config_plans_its_jobs():
-    """config/config.yaml: the counts its Snakemake dry run prints (discover 212, score 39,
-    make_dataset 39, train_model 3, compile_task 11)."""
+    """config/config.yaml: the counts its Snakemake dry run prints (discover 312, score 52,
+    make_dataset 52, train_model 3, compile_task 16)."""
     config = validated_config(ROOT / "config" / "config.yaml")
     plan = Plan(config)
-    assert len(plan.runs) == 212
-    assert len(plan.groups) == 39 and len(plan.datasets) == 39
+    assert len(plan.runs) == 312
+    assert len(plan.groups) == 52 and len(plan.datasets) == 52
     assert plan.models == ["narrow_gpt2", "tiny_gpt2", "tiny_llama"]
-    assert len(plan.tasks) == 11 and "ioi@tiny_gpt2" in plan.tasks
+    assert len(plan.tasks) == 16 and "ioi@tiny_gpt2" in plan.tasks
+    assert {"reverse_c8", "hist_planted"} <= set(plan.tasks)
     assert sum(len(plan.circuits_of(g)) for g in plan.groups) == len(plan.runs)
     assert plan.task_settings("reverse") == {"sparsities": config["sparsities"],
                                              "eval_examples": config["eval_examples"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmark.core.artifact import atomic_write_text
 from benchmark.core.provenance import run_provenance
+from benchmark.report.families import by_family
 from benchmark.report.headline import headline, pairwise_tests
 from benchmark.report.plots import plot_all
 from benchmark.report.render import to_html, to_markdown
@@ -33,7 +34,8 @@ def build_leaderboard(score_files, out_dir, provenance: dict | None = None) -> d
     sparsities = sparsities_of(df)
     table = summarise(df, sparsities)
     plots = plot_all(df, out)
-    head, tests = headline(df), pairwise_tests(df)
+    # per task family too (benchmark.report.families): the `all` rows are the pooled headline
+    head, tests = by_family(df, headline), by_family(df, pairwise_tests)
     scaling = scaling_table(df)
     files = {"scores.csv": df.to_csv(index=False),
              "summary.csv": head.to_csv(index=False),

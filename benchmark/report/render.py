@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.report.families import ALL
+from benchmark.report.render_families import CSS as FAMILY_CSS
+from benchmark.report.render_families import families_html
 from benchmark.report.render_headline import (
     HEADLINE_CSS,
     HEADLINE_LEGEND,
@@ -197,6 +200,13 @@ def html_table(t: pd.DataFrame, cols) -> str:
             + "".join(body) + "</tbody></table></div>")
 
 
+def _pooled(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows over every task family (the headline's own), without the family column."""
+    if "family" not in table:
+        return table
+    return table[table.family == ALL].drop(columns="family").reset_index(drop=True)
+
+
 def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance: dict,
             sparsities, headline: pd.DataFrame | None = None,
             tests: pd.DataFrame | None = None, scaling: pd.DataFrame | None = None) -> str:
@@ -207,15 +217,16 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
     esc = html.escape
     parts = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>circuitbench leaderboard</title>",
-             f"<style>{CSS}{HEADLINE_CSS}{SCALING_CSS}</style></head><body>",
+             f"<style>{CSS}{HEADLINE_CSS}{SCALING_CSS}{FAMILY_CSS}</style></head><body>",
              "<h1>circuitbench leaderboard</h1>"]
     if headline is not None:
         tests = tests if tests is not None else pd.DataFrame()
-        answer = answer_text(headline, tests) if len(tests) else ""
+        pooled, pooled_tests = _pooled(headline), _pooled(tests)
+        answer = answer_text(pooled, pooled_tests) if len(pooled_tests) else ""
         parts += ["<h2 id='headline'>Headline</h2>",
                   f"<p class='answer'>{esc(answer)}</p>" if answer else "",
-                  headline_html(headline), f"<p class='legend'>{esc(HEADLINE_LEGEND)}</p>",
-                  tests_html(tests)]
+                  headline_html(pooled), f"<p class='legend'>{esc(HEADLINE_LEGEND)}</p>",
+                  tests_html(pooled_tests), families_html(headline, tests)]
     parts += ["<h2 id='details'>Per task</h2>", f"<p class='legend'>{esc(LEGEND)}</p>"]
     if table.empty:
         parts.append("<p>No score rows.</p>")

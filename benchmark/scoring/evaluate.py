@@ -171,7 +171,8 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     evaluators = {} if evaluators is None else evaluators
     ev, seen = _evaluation_split(task, record["n_examples"], record["seed"], eval_examples,
                                  evaluators)
-    base.update(eval_seen_in_discovery=seen, input_space=task.input_space)
+    base.update(eval_seen_in_discovery=seen, input_space=task.input_space,
+                task_family=task.family)
     if base["status"] != "ok":
         return [_complete(base)]
     _edge_level(record)

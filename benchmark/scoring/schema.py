@@ -16,5 +16,5 @@ COLUMNS = (
     + ["task_metric", "task_metric_full", "task_metric_circuit", "task_metric_ratio"]
     + ["runtime_s", "forward_passes", "backward_passes", "peak_mem_mb", "status", "error",
        "method_version", "task_version", "git_commit", "config_hash", "device", "hardware",
-       "eval_examples", "eval_seen_in_discovery", "input_space"]
+       "eval_examples", "eval_seen_in_discovery", "input_space", "task_family"]
 )

@@ -135,6 +135,8 @@ class LMTask:
             self._model.hf.to(self._device)
         return self
 
+    family = "language model"  # no ground truth: faithfulness and cost only
+
     @property
     def input_space(self) -> int:
         return self.spec.space

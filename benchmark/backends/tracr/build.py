@@ -87,6 +87,9 @@ def refuse_degenerate(spec: TaskSpec, model, tokens, ground_truth: dict) -> None
 
 
 def build_task_artifact(spec: TaskSpec) -> Artifact:
+    if getattr(spec, "planted", None) is not None:  # a trained model, not a compiled one
+        from benchmark.backends.tracr.planted import build_planted_artifact
+        return build_planted_artifact(spec)
     artifact = build_artifact(spec)
     t0 = time.perf_counter()
     model = TracrTransformer(artifact)
@@ -95,6 +98,11 @@ def build_task_artifact(spec: TaskSpec) -> Artifact:
                                                         spec.output, spec.numerical_atol,
                                                         model.partial)
     refuse_degenerate(spec, model, tokens, artifact.meta["ground_truth"])
+    if getattr(spec, "compression", None) is not None:  # superposition: a learned W (D -> d)
+        from benchmark.backends.tracr.compressed_build import compress_task_artifact
+        artifact = compress_task_artifact(spec, artifact, tokens, clean, corrupted)
+        model = TracrTransformer(artifact)
+        refuse_degenerate(spec, model, tokens, artifact.meta["ground_truth"])
     artifact.meta["ground_truth_inputs"] = {"n_inputs": len(tokens), "n_pairs": len(clean)}
     if spec.validation_inputs:
         artifact.meta["ground_truth_validation"] = validate_on_fresh_inputs(

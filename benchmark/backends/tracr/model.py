@@ -10,6 +10,7 @@ import math
 import torch
 from torch import nn
 
+from benchmark.backends.tracr.fold import COMPRESSION, UNEMBEDDING, fold
 from benchmark.core.artifact import Artifact
 from benchmark.graph.model import GraphModel
 
@@ -18,11 +19,14 @@ class TracrTransformer(GraphModel):
     def __init__(self, artifact: Artifact):
         super().__init__()
         meta, arr = artifact.meta, artifact.arrays
+        compressed = COMPRESSION in arr  # a learned W: the residual stream has W's width
+        if compressed:
+            arr = fold(arr, arr[COMPRESSION].astype("float32"), meta["output_dims"])
         # the architecture only: the ground truth stays with the task, out of methods' reach
         self.meta = {k: v for k, v in meta.items() if not k.startswith("ground_truth")}
         self.n_layers = meta["n_layers"]
         self.n_heads = meta["n_heads"]
-        self.d_model = meta["d_model"]
+        self.d_model = arr["tok_embed"].shape[1]
         self.key_size = meta["key_size"]
         t = lambda name: nn.Parameter(torch.from_numpy(arr[name].astype("float32")),
                                       requires_grad=False)
@@ -37,6 +41,8 @@ class TracrTransformer(GraphModel):
             self.blocks.append(block)
         # tracr stores no unembedding: the outputs are the residual dims of the output space.
         self.register_buffer("output_dims", torch.tensor(meta["output_dims"], dtype=torch.long))
+        # compressed: the outputs are read through W^T
+        self.unembedding = t(UNEMBEDDING) if compressed else None
         self.scale = math.sqrt(self.key_size)
 
     def embed(self, tokens):
@@ -59,6 +65,8 @@ class TracrTransformer(GraphModel):
         return torch.relu(x @ b.w1 + b.b1) @ b.w2 + b.b2
 
     def unembed(self, x):
+        if self.unembedding is not None:
+            return x @ self.unembedding
         return x[..., self.output_dims]
 
     def reference_forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -95,6 +103,8 @@ class TracrTransformer(GraphModel):
 
     def read_dims(self, port: str) -> frozenset[int]:
         if port == "logits":
+            if self.unembedding is not None:
+                return _nonzero(self.unembedding, dim=1)
             return frozenset(self.output_dims.tolist())
         if port.endswith(">"):
             node, kind = port[:-3], port[-2]

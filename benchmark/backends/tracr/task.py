@@ -32,6 +32,8 @@ def spec_key(spec) -> str:
     fields["code"] = code_key(spec.program.__module__, "benchmark.backends.tracr.build",
                               "benchmark.backends.tracr.task")
     fields["tracr"] = package_version("tracr-pypi")
+    if getattr(spec, "planted", None) is not None:  # trained weights: torch's numerics decide
+        fields["torch"] = package_version("torch")
     fields["format"] = FORMAT_VERSION
     fields["ground_truth_code"] = _GT_VERSION
     blob = json.dumps(fields, sort_keys=True).encode()
@@ -74,6 +76,8 @@ class Task:
 
     def __init__(self, spec, artifact: Artifact, device: str = "cpu"):
         self.spec, self.artifact, self.meta = spec, artifact, artifact.meta
+        if "conventions" in self.meta:  # a planted model has only those that validated
+            self.conventions = tuple(self.meta["conventions"])
         self.name = spec.name
         self.version = spec.version
         self.output_kind = spec.output
@@ -90,6 +94,13 @@ class Task:
     def to(self, device) -> "Task":
         self.model.to(device)
         return self
+
+    @property
+    def family(self) -> str:
+        """What kind of ground truth the task has: `compiled` (tracr's weights as compiled),
+        or the spec's own family (`compressed`, `planted`): the report compares methods'
+        recovery per family."""
+        return getattr(self.spec, "family", "compiled")
 
     @property
     def input_space(self) -> int:
@@ -113,7 +124,9 @@ class Task:
                 "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
                 "ground_truth": {k: sorted(self.ground_truth(k), key=self.graph.edge_to_index.get)
                                  for k in self.conventions},
-                "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})}
+                "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})} | (
+                    {k: m[k] for k in ("planted", "ground_truth_validation", "off_circuit")}
+                    if "planted" in m else {})
 
     def ground_truth(self, convention: str) -> frozenset[str]:
         if convention not in self.conventions:

@@ -1,0 +1,5 @@
+"""sort_unique in superposition: the residual stream compressed to 10 dims by a learned W."""
+from benchmark.backends.tracr.spec import compressed
+from tasks.tracr.sort_unique import TASK as BASE
+
+TASK = compressed(BASE, width=10)
