@@ -6,12 +6,12 @@ Formats the `family` rows of the headline and pairwise tables (benchmark.report.
 from __future__ import annotations
 
 import html
-import math
 
 import pandas as pd
 
 from benchmark.report.families import ALL
 from benchmark.report.headline import PAIRED_TEST
+from benchmark.report.render_headline import _num  # the headline's number format
 
 CSS = ("table.family td{padding:3px 7px} table.family td.m{text-align:left;font-weight:600}"
        " td.sig{font-weight:700}")
@@ -20,10 +20,6 @@ LEGEND = (
     "runs (task x seed at each task's main example count), 95% bootstrap interval in brackets; "
     "rank: mean rank among the methods of each run's cell (1 is best). Paired tests: "
     f"{PAIRED_TEST} over the runs both methods made; p < 0.01 in bold.")
-
-
-def _num(x, digits: int = 3) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
 
 def _family_table(rows: pd.DataFrame) -> str:
