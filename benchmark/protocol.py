@@ -23,6 +23,14 @@ from benchmark.core.params import check_param, convert_param, param
 from benchmark.graph.circuit import Recording, ablated_outputs, run_circuit
 from benchmark.graph.data import Split
 from benchmark.graph.graph import LEVELS, QKV, Graph, ReaderGroup
+from benchmark.graph.nodes import (
+    edge_mask_of_nodes,
+    edges_of_nodes,
+    node_mask_from_nodes,
+    node_scores_of_edges,
+    nodes_of_edges,
+    run_nodes,
+)
 from benchmark.graph.metrics import answer_nll, answer_nll_per_example, faithfulness
 from benchmark.graph.scores import score_vector
 
@@ -32,6 +40,9 @@ __all__ = [
     "Objective",
     # the graph, the data and the masked forward
     "Graph", "ReaderGroup", "QKV", "Split", "Recording", "run_circuit",
+    # node-level circuits: the node-masked forward and the edge <-> node projections
+    "run_nodes", "nodes_of_edges", "edges_of_nodes", "node_scores_of_edges",
+    "edge_mask_of_nodes", "node_mask_from_nodes",
 ]
 
 OutputType = Literal["scores", "circuit"]
@@ -72,6 +83,14 @@ class Problem:
         self.counters.forward_passes += 1
         self.counters.forward_examples += int(tokens.shape[0])
         return run_circuit(self.model, tokens, mask, ablated, **kwargs)
+
+    def forward_nodes(self, tokens, node_mask=None, ablated=None, **kwargs) -> torch.Tensor:
+        """The node-masked forward (benchmark.graph.nodes.run_nodes: each writer's output,
+        weighted by its mask in graph.nodes order, enters the ordinary residual stream),
+        counted like `forward`."""
+        self.counters.forward_passes += 1
+        self.counters.forward_examples += int(tokens.shape[0])
+        return run_nodes(self.model, tokens, node_mask, ablated, **kwargs)
 
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
         self.counters.backward_passes += 1

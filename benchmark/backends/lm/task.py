@@ -108,6 +108,11 @@ class LMTask:
         # no ground truth on a language model; a published circuit where one exists
         self.conventions: tuple = () if self._published is None else ("published",)
 
+    node_conventions: tuple = ()  # no node-level ground truth on a language model
+
+    def node_ground_truth(self, convention: str) -> frozenset[str]:
+        raise KeyError(f"{self.name} has no node-level ground truth (a language model)")
+
     def ground_truth(self, convention: str) -> frozenset[str]:
         """The published circuit's heads (node names such as `a9.h9`)."""
         if convention not in self.conventions:

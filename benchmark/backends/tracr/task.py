@@ -134,6 +134,17 @@ class Task:
                            f"{', '.join(self.conventions)}")
         return frozenset(self.meta["ground_truth"][convention])
 
+    @property
+    def node_conventions(self) -> tuple:
+        """The node-level ground truths this task has (benchmark.graph.nodes): writers kept."""
+        return tuple(self.meta.get("node_ground_truth", {}))
+
+    def node_ground_truth(self, convention: str) -> frozenset[str]:
+        if convention not in self.node_conventions:
+            raise KeyError(f"{self.name} has no node-level {convention!r} ground truth; it has: "
+                           f"{', '.join(self.node_conventions) or 'none'}")
+        return frozenset(self.meta["node_ground_truth"][convention])
+
     @staticmethod
     def _key(value):
         return ("s", value) if isinstance(value, str) else ("n", value)
