@@ -57,7 +57,7 @@ def circuit_record(task, result: Discovery, adapter, params, *, n: int, seed: in
         "task": task.name, "task_version": task.version, "method": adapter.name,
         "method_version": adapter.version, "params": dataclasses.asdict(params),
         "seed": seed, "n_examples": n, "ablation": ablation, "kind": result.kind,
-        "level": result.level, "n_edges": task.graph.n_edges,
+        "level": result.level, "ranking": result.ranking, "n_edges": task.graph.n_edges,
         "scores": result.scores,
         "circuit": None if result.circuit is None else sorted(result.circuit, key=order.get),
         "counters": result.counters.as_dict(), "info": result.info,

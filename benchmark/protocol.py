@@ -36,7 +36,7 @@ from benchmark.graph.scores import score_vector
 
 __all__ = [
     # what an adapter is, gets and returns
-    "Adapter", "Problem", "Discovery", "Counters", "param", "OutputType", "Level", "LEVELS",
+    "Adapter", "Problem", "Discovery", "Counters", "param", "OutputType", "Level", "LEVELS", "Ranking",
     "Objective",
     # the graph, the data and the masked forward
     "Graph", "ReaderGroup", "QKV", "Split", "Recording", "run_circuit",
@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 OutputType = Literal["scores", "circuit"]
+# how scores rank units: "signed" (higher = more important, as given) or "abs" (scores are
+# signed effects, positive = the unit helps the task; |score| ranks them, the sign feeds MIB's
+# CPR, which ranks by the signed score)
+Ranking = Literal["signed", "abs"]
 Level = Literal["edge", "node"]
 # (full outputs, circuit outputs, the batch they are of) -> a loss per example [B]; lower is better
 Objective = Callable[[torch.Tensor, torch.Tensor, Split], torch.Tensor]
@@ -161,6 +165,9 @@ class Discovery:
         order (`graph.edges` / `graph.nodes`), or a dict {unit id: number}. `check` (run by
         `Adapter.run`) turns it into a float64 numpy vector in canonical order.
     circuit: the kept units' ids.
+    ranking: "signed" (the default: scores rank as given) or "abs" (scores are signed effects,
+        positive where the unit helps the task's measure; the benchmark ranks by |score| and
+        MIB's CPR by the signed score).
     """
 
     kind: OutputType
@@ -169,10 +176,13 @@ class Discovery:
     counters: Counters = field(default_factory=Counters)
     info: dict = field(default_factory=dict)  # e.g. the sparsity Edge Pruning reached
     level: Level = "edge"
+    ranking: Ranking = "signed"
     _units: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def check(self, graph: Graph) -> "Discovery":
         """Fail loudly on output that does not fit the graph; scores become a float64 vector."""
+        if self.ranking not in ("signed", "abs"):
+            raise ValueError(f"discovery ranking must be 'signed' or 'abs', got {self.ranking!r}")
         if self.level not in LEVELS:
             raise ValueError(f"discovery level must be one of {list(LEVELS)}, got {self.level!r}")
         units = graph.units(self.level)

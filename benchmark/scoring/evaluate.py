@@ -209,7 +209,14 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
 
 
 def score_values(task, record: dict):
-    """A scores record's float64 vector in canonical edge order (read_circuit gives one; a
+    """A scores record's ranking values, float64 in canonical edge order: the scores, or their
+    absolute values where the record's `ranking` is "abs" (signed effects)."""
+    values = signed_values(task, record)
+    return np.abs(values) if record.get("ranking", "signed") == "abs" else values
+
+
+def signed_values(task, record: dict):
+    """A scores record's float64 vector as the method gave it (read_circuit gives one; a
     record of the older all-JSON format has a dict {edge: score})."""
     from benchmark.graph.scores import score_vector
     scores = record["scores"]
