@@ -1,4 +1,4 @@
-"""Command line: `python -m benchmark {list,compile,discover}` (and the workflow's stages).
+"""Command line: `python -m benchmark {list,compile,discover,export-mib}` (and the workflow's stages).
 
 Method hyper-parameters are passed as `--name value` after the known options, e.g.
 `python -m benchmark discover --task reverse --method acdc --threshold 0.01 --out c.json`.
@@ -139,7 +139,10 @@ def cmd_discover(args, extra) -> int:
     if record["status"] != "ok":
         size = f"{record['status']}: {record['error']}"
     elif record["kind"] == "circuit":
-        size = f"{len(record['circuit'])} of {task.graph.n_edges} edges kept"
+        level = record.get("level", "edge")
+        # a node circuit counts writers: `logits` is always kept
+        total = task.graph.n_edges if level == "edge" else len(task.graph.writers)
+        size = f"{len(record['circuit'])} of {total} {level}s kept"
     else:
         size = f"scores for {record['scores']['shape'][0]} {record.get('level', 'edge')}s"
     print(f"{args.method} on {args.task} (n={args.n}, seed={args.seed}, {args.ablation} "
@@ -148,6 +151,18 @@ def cmd_discover(args, extra) -> int:
           + (f" (+ {record['scores']['file']})" if args.out and isinstance(
               record.get("scores"), dict) else ""))
     return 0 if record["status"] == "ok" else 1
+
+
+def cmd_export_mib(args) -> int:
+    """A circuit record as MIB's circuit file (benchmark.graph.circuit_files: what is written);
+    the graph is its task's."""
+    from benchmark.graph.circuit_files import export_record, export_task
+    from benchmark.tasks import load_task
+    _check_writable(args.out)
+    task = load_task(export_task(args.circuit_file, args.out), cache=args.cache)
+    print(export_record(args.circuit_file, args.out, task.graph, task.model.d_model,
+                        top=args.top, sparsity=args.sparsity))
+    return 0
 
 
 CI_RUN = ("run the CI config first (snakemake --cores 2 --configfile config/ci.yaml) and name "
@@ -225,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mem-mb", type=int, default=None,
                    help="address-space limit of the method's process (default: none)")
     d.add_argument("--threads", type=int, default=1)
+    x = sub.add_parser("export-mib", help="write a circuit record as MIB's circuit file")
+    x.add_argument("circuit_file", help="a circuit record (<setting>.json)")
+    x.add_argument("--out", required=True, help="OUT.json or OUT.pt")
+    top = x.add_mutually_exclusive_group()
+    top.add_argument("--top", type=int, default=None,
+                     help="scores: mark the N top-ranked units in_graph (default: none)")
+    top.add_argument("--sparsity", type=float, default=None,
+                     help="scores: mark the top (1 - S) of the units in_graph")
+    x.add_argument("--cache", default=None)
     u = sub.add_parser("update-reference",
                        help="rewrite the committed CI reference numbers from a CI run")
     u.add_argument("--scores", default="results/ci/scores",
@@ -246,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compile(args)
         if args.command == "update-reference":
             return cmd_update_reference(args)
+        if args.command == "export-mib":
+            return cmd_export_mib(args)
         return cmd_discover(args, extra)
     except (KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -21,6 +21,7 @@ import torch
 
 from benchmark.core.params import check_param, convert_param, param
 from benchmark.graph.circuit import Recording, ablated_outputs, run_circuit
+from benchmark.graph.circuit_files import CircuitFile, circuit_file_format, read_circuit_file
 from benchmark.graph.data import Split
 from benchmark.graph.graph import LEVELS, QKV, Graph, ReaderGroup
 from benchmark.graph.nodes import (
@@ -43,6 +44,8 @@ __all__ = [
     # node-level circuits: the node-masked forward and the edge <-> node projections
     "run_nodes", "nodes_of_edges", "edges_of_nodes", "node_scores_of_edges",
     "edge_mask_of_nodes", "node_mask_from_nodes",
+    # circuit files of other tools (MIB's) or of this benchmark, for methods that read one
+    "CircuitFile", "circuit_file_format", "read_circuit_file",
 ]
 
 OutputType = Literal["scores", "circuit"]
@@ -104,6 +107,12 @@ class Problem:
         """torch.autograd.grad of `loss`, counted as one backward pass."""
         self.counters.backward_passes += 1
         return torch.autograd.grad(loss, inputs)
+
+    def readout_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual positions the outputs are read at, bool [B, S]: every position but BOS
+        on Tracr models, each prompt's answer position on prompt LMs (the model's
+        `readout_positions`; benchmark.graph.model.GraphModel has the default)."""
+        return self.model.readout_positions(tokens)
 
     def count_forward(self, examples: int) -> None:
         """Count a forward that a method computes itself (e.g. ACDC's partial re-runs)."""
@@ -249,6 +258,14 @@ class Adapter:
     def check_device(cls, params, device: str) -> None:
         """Raise ValueError when `params` cannot run on `device` (e.g. a dtype it lacks):
         called when a config is planned, before any job runs."""
+
+    @classmethod
+    def input_files(cls, params) -> list[str]:
+        """Files a run with `params` reads besides its task (from_file: the circuit file). The
+        workflow keys the run's job on their sha256, so that new content reruns it, and calls
+        this when a config is planned: raise ValueError naming the file and the formats it may
+        have when one is missing or malformed."""
+        return []
 
     def run(self, problem: Problem, params) -> Discovery:
         """discover() with wall time measured and the output checked against the graph."""

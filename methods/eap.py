@@ -1,7 +1,9 @@
 """Edge Attribution Patching (Syed et al. 2023): one gradient, every edge scored.
 
 2 forward passes (clean, and the corrupted run for resample ablation) and 1 backward pass per
-batch. Scores are |(ablated - clean) . dL/d(reader input)|; higher means more important.
+batch. Scores are the signed (ablated - clean) . dL/d(reader input): the first-order estimate of
+what ablating the edge adds to the task loss (positive = the edge helps). The benchmark ranks by
+|score| (ranking "abs"); the sign is kept for MIB's CPR.
 """
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ from methods.attribution import attribution_scores
 
 class EAP(Adapter):
     name = "eap"
-    version = "1"
+    version = "2"  # 2: signed scores, ranking "abs" (1 returned |score|: the same ranking)
     output = "scores"
 
     @dataclass(frozen=True)
@@ -20,8 +22,8 @@ class EAP(Adapter):
         batch_size: int = param(20_000, minimum=1)
 
     def discover(self, problem: Problem, params) -> Discovery:
-        scores = attribution_scores(problem, [1.0], params.batch_size).abs()
-        return Discovery("scores", scores=scores)  # a vector in canonical order
+        scores = attribution_scores(problem, [1.0], params.batch_size)
+        return Discovery("scores", scores=scores, ranking="abs")  # canonical order
 
 
 ADAPTER = EAP

@@ -1,5 +1,6 @@
-"""Every registered method honours the protocol: exact edge coverage, determinism, and no
-ground truth reachable from what it is given."""
+"""Every registered method honours the protocol: exact coverage of its level's units (every
+edge, or every node for a node-level method), determinism, and no ground truth reachable from
+what it is given."""
 import dataclasses
 
 import numpy as np
@@ -9,13 +10,29 @@ import torch
 from benchmark.core.registry import METHODS
 from benchmark.discovery import list_methods, make_problem
 
-FAST = {"edge_pruning": {"steps": 60}, "acdc": {"threshold": 0.01}}
+FAST = {"edge_pruning": {"steps": 60}, "acdc": {"threshold": 0.01},
+        "subnetwork_probing": {"steps": 60}}
+
+
+def _external_file(task) -> dict:
+    """A method that reads a file (from_file) gets an MIB circuit file of the task's graph:
+    fixed scores, so that two runs must agree."""
+    import tempfile
+    from pathlib import Path
+
+    from benchmark.graph.mib_format import MibCircuit, mib_cfg, write_mib
+    path = Path(tempfile.mkdtemp()) / f"{task.name}.json"
+    scores = np.linspace(-1.0, 1.0, task.graph.n_edges)
+    write_mib(path, task.graph, MibCircuit(frozenset(), frozenset(), scores),
+              mib_cfg(task.graph, task.model.d_model))
+    return {"path": str(path)}
 
 
 def _run(task, name, seed):
     cls = METHODS.get(name)
     problem = make_problem(task, n=64, seed=seed, ablation="resample", device=torch.device("cpu"))
-    return cls().run(problem, cls.params(task.name, **FAST.get(name, {}))), problem
+    extra = _external_file(task) if name == "from_file" else {}
+    return cls().run(problem, cls.params(task.name, **FAST.get(name, {}), **extra)), problem
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -24,11 +41,14 @@ def test_output_covers_exactly_the_graph(get_task, name):
     result, _ = _run(task, name, seed=0)
     cls = METHODS.get(name)
     assert result.kind == cls.output
+    assert result.level in ("edge", "node")
+    # the units of its level: graph.edges, or graph.nodes (writers, then logits)
+    units = task.graph.edges if result.level == "edge" else task.graph.nodes
     if result.kind == "scores":  # a float64 vector in canonical order, whatever the method gave
-        assert result.scores.dtype == np.float64 and result.scores.shape == (task.graph.n_edges,)
-        assert list(result.score_dict()) == task.graph.edges
+        assert result.scores.dtype == np.float64 and result.scores.shape == (len(units),)
+        assert list(result.score_dict()) == units
     else:
-        assert result.circuit <= set(task.graph.edges)
+        assert result.circuit <= set(units)
     assert result.counters.wall_seconds > 0
 
 
@@ -76,14 +96,16 @@ def _reachable(obj, depth=0, seen=None):
         yield from _reachable(child, depth + 1, seen)
 
 
-def test_problem_holds_no_ground_truth(get_task):
-    task = get_task("reverse")
+@pytest.mark.parametrize("name", ["reverse", "hist_planted"])
+def test_problem_holds_no_ground_truth(get_task, name):
+    task = get_task(name)
     problem = make_problem(task, n=16, seed=0, ablation="zero", device=torch.device("cpu"))
-    truths = [task.ground_truth(c) for c in ("structural", "zero", "resample")]
+    truths = [task.ground_truth(c) for c in task.conventions]
+    truths += [task.node_ground_truth(c) for c in task.node_conventions]
     for obj in _reachable(problem):
         assert obj is not task, "the problem must not expose the task"
         if isinstance(obj, str):
-            assert "ground_truth" not in obj
+            assert "ground_truth" not in obj and obj != "planted"
         if isinstance(obj, (set, frozenset)) and obj:
             assert obj not in truths
     assert not hasattr(problem, "task")

@@ -1,8 +1,10 @@
 """Each method recovers (or ranks) the Tracr ground truths it should, on the reference tasks."""
 import numpy as np
 import pytest
+import torch
 
-from benchmark.discovery import discover
+from benchmark.discovery import discover, make_problem
+from benchmark.protocol import Recording
 from benchmark.scoring.recovery import roc_auc
 
 
@@ -35,7 +37,8 @@ def test_attribution_ranks_zero_ground_truth(get_task, method, minimum, task_nam
     result, _, _ = discover(task, method, {}, n=500, seed=0, ablation="zero")
     gt = task.ground_truth("zero")
     labels = [e in gt for e in task.graph.edges]
-    auc = roc_auc(result.scores, labels)  # canonical order
+    assert result.ranking == "abs"  # signed effects, ranked by |score|
+    auc = roc_auc(np.abs(result.scores), labels)  # canonical order
     print(f"{method} {task_name} zero AUROC = {auc:.4f}")
     assert auc >= minimum
 
@@ -62,6 +65,41 @@ def test_eap_ig_one_step_equals_eap(get_task):
     a, b = a.score_dict(), b.score_dict()
     for e in task.graph.edges:
         assert a[e] == pytest.approx(b[e], rel=1e-6, abs=1e-12)
+
+
+def _scores_at_ablated_embeddings(task, n: int) -> np.ndarray:
+    """EAP's scores with the gradient taken where the embeddings are the ablated (corrupted)
+    ones, alpha = 0, written out: (ablated - clean) . dL/d(reader input)."""
+    problem = make_problem(task, n=n, seed=0, ablation="resample", device=torch.device("cpu"))
+    graph, data = task.graph, problem.data
+    clean = Recording()
+    with torch.no_grad():
+        full = problem.forward(data.clean, record=clean)
+        ablated = problem.ablated(data)
+    embeddings = tuple(a.clone().requires_grad_() for a in ablated[:len(graph.input_writers)])
+    rec = Recording()
+    out = problem.forward(data.clean, record=rec, embeddings=embeddings)
+    grads = torch.autograd.grad(problem.task_loss(full, out), rec.group_inputs)
+    delta = ablated - torch.stack(clean.writers)
+    scores = np.zeros(graph.n_edges)
+    for group, grad in zip(graph.groups, grads):  # the loss is a mean: grad is per example / B
+        s = torch.einsum("wbsd,pbsd->wp", delta[:group.n_writers_before], grad)
+        scores[group.edge_index.numpy()] = s.double().numpy()
+    return scores
+
+
+def test_eap_ig_mib_points_start_at_the_ablated_end(get_task):
+    """points="mib" samples alpha = k / steps at k = 0..steps-1 (MIB's EAP-IG-inputs), "ours"
+    at k = 1..steps: at 2 steps they share alpha 1/2 and differ in alpha 0 against alpha 1."""
+    task = get_task("reverse")
+
+    def run(method="eap_ig", **params):
+        return discover(task, method, params, n=200, seed=0, ablation="resample")[0].scores
+    mib, ours = run(steps=2, points="mib"), run(steps=2)
+    assert np.abs(mib - ours).max() > 0.05
+    at_zero = _scores_at_ablated_embeddings(task, n=200)
+    np.testing.assert_allclose(run(steps=1, points="mib"), at_zero, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(2 * mib - 2 * ours, at_zero - run("eap"), rtol=1e-4, atol=1e-6)
 
 
 def test_random_is_seeded(get_task):

@@ -37,6 +37,14 @@ class GraphModel(nn.Module):
         """Final residual [B, S, D] to outputs [B, S, n_outputs]."""
         raise NotImplementedError
 
+    def readout_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual positions whose outputs the task reads, bool [B, S]: by default every
+        position but 0 (BOS, which every metric skips). A model that reads fewer overrides it
+        (a prompt LM: its answer position); methods that weigh positions use it (IFR)."""
+        read = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
+        read[:, 0] = False
+        return read
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """The plain model: a residual stream that every block adds to in graph order."""
         from benchmark.graph.circuit import run_circuit  # one code path for plain and masked runs

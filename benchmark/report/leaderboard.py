@@ -16,6 +16,7 @@ from benchmark.core.artifact import atomic_write_text
 from benchmark.core.provenance import run_provenance
 from benchmark.report.families import by_family
 from benchmark.report.headline import headline, pairwise_tests
+from benchmark.report.levels import edge_rows
 from benchmark.report.plots import plot_all
 from benchmark.report.render import to_html, to_markdown
 from benchmark.report.scaling_table import scaling_table
@@ -33,10 +34,13 @@ def build_leaderboard(score_files, out_dir, provenance: dict | None = None) -> d
     df = read_scores(score_files)
     sparsities = sparsities_of(df)
     table = summarise(df, sparsities)
-    plots = plot_all(df, out)
+    # the headline, plots and scaling table are edge-level: node rows are summarised in the
+    # table's node columns (benchmark.report.levels)
+    edges = edge_rows(df)
+    plots = plot_all(edges, out)
     # per task family too (benchmark.report.families): the `all` rows are the pooled headline
-    head, tests = by_family(df, headline), by_family(df, pairwise_tests)
-    scaling = scaling_table(df)
+    head, tests = by_family(edges, headline), by_family(edges, pairwise_tests)
+    scaling = scaling_table(edges)
     files = {"scores.csv": df.to_csv(index=False),
              "summary.csv": head.to_csv(index=False),
              "pairwise.csv": tests.to_csv(index=False),

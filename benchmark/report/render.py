@@ -23,6 +23,7 @@ from benchmark.report.render_headline import (
     headline_html,
     tests_html,
 )
+from benchmark.report.render_nodes import nodes_html
 from benchmark.report.render_scaling import SCALING_CSS, scaling_html, scaling_markdown
 from benchmark.report.summary import split_notes
 
@@ -63,6 +64,7 @@ def display_columns(table: pd.DataFrame, sparsities) -> list[tuple[str, tuple]]:
             ("sparsity", ("sparsity",)), ("edges", ("edges_kept",)),
             ("task metric ratio", ("task_metric_ratio",)), ("F1", ("f1",)),
             ("exact", ("exact_rate",)), ("AUROC", ("auroc",)),
+            ("CPR / CMD", ("mib_cpr", "mib_cmd")),
             ("sweep AUC trap. / pess.", ("sweep_auc_trapezoid", "sweep_auc_pessimistic")),
             ("runtime s", ("runtime_s",)), ("passes fwd / bwd", ("forward_passes",
                                                                    "backward_passes"))]
@@ -98,7 +100,9 @@ LEGEND = ("Cells: median over seeds, with the inter-quartile range in parenthese
           "method at sparsity s. setting: the hyper-parameters a method sweeps or that differ "
           "between its lines of a task ('-': none). integrated faithfulness: the area under "
           "1 - KL(circuit) / KL(empty circuit) over the fraction of edges kept (see the headline)"
-          "; higher is better. F1, exact and AUROC are against the ground "
+          "; higher is better. CPR / CMD: MIB's areas under f and under |1 - f| over the top "
+          "0.1% to 100% of a ranking's edges (f from the task metric; 1 - KL / KL(empty) on Tracr"
+          " tasks), score methods only. F1, exact and AUROC are against the ground "
           "truth matching the ablation (zero -> zero, resample -> resample, mean -> zero); exact "
           "counts the runs that recovered it exactly, out of all runs (a failed run did not). A "
           "`sweep` line summarises a circuit method over its settings: the ROC AUC of the "
@@ -248,6 +252,7 @@ def to_html(table: pd.DataFrame, df: pd.DataFrame, plots: list[str], provenance:
         if failures:
             parts.append("<ul class='failures'>" + "".join(f"<li>{esc(x)}</li>" for x in failures)
                          + "</ul>")
+    parts.append(nodes_html(table))
     if len(scaling):
         parts.append(scaling_html(scaling))
     parts.append("<h2 id='plots'>Plots</h2>")

@@ -11,12 +11,15 @@ reused without either.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 
 from benchmark.core.conventions import CONVENTIONS, convention_for
+from benchmark.report.levels import NODE_SUMMARY_COLUMNS, edge_view, node_summary
+from benchmark.report.spread import finite_values as _values
+from benchmark.report.spread import median as _median
+from benchmark.report.spread import with_spread as _with_spread
 from benchmark.scoring.recovery import faithfulness_area, normalised_faithfulness, sweep_auc
 from benchmark.scoring.schema import COLUMNS
 
@@ -35,22 +38,6 @@ def sparsities_of(df: pd.DataFrame) -> list[float]:
     return sorted({float(c.split("=", 1)[1]) for c in labels if c.startswith("sparsity=")})
 
 
-def _values(s) -> np.ndarray:
-    """The finite numbers of a column (expects numeric dtype; see prepare)."""
-    v = np.asarray(s, dtype=np.float64)
-    return v[np.isfinite(v)]
-
-
-def _median(s) -> float:
-    v = _values(s)
-    return float(np.median(v)) if v.size else math.nan
-
-
-def _iqr(s) -> float:
-    v = _values(s)
-    return float(np.percentile(v, 75) - np.percentile(v, 25)) if v.size else math.nan
-
-
 def _truthy(s: pd.Series) -> pd.Series:
     return s.astype(str).str.lower().isin(["true", "1", "1.0"])
 
@@ -62,9 +49,11 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     work = df.drop(columns=unused + ["agreement", "device", "hardware", "eval_examples",
                                      "eval_seen_in_discovery", "input_space"])
     text = {"task", "method", "params", "ablation", "circuit", "faithfulness_metric", "status",
-            "error", "method_version", "task_version", "git_commit", "config_hash", "task_metric"}
+            "error", "method_version", "task_version", "git_commit", "config_hash", "task_metric",
+            "level"}
     for c in work.columns:
-        if c.startswith("exact_"):  # missing (no ground truth: language models) stays missing
+        # exact_*: missing (no ground truth: language models) stays missing
+        if c.startswith(("exact_", "node_exact_")):
             work[c] = _truthy(work[c]).astype(float).where(work[c].notna())
         elif c not in text and c not in ("seed", "n_examples"):
             work[c] = pd.to_numeric(work[c], errors="coerce").astype(np.float64)
@@ -110,18 +99,14 @@ def status_label(statuses: pd.Series) -> str:
 
 
 def method_kinds(df: pd.DataFrame) -> dict:
-    """method -> 'circuit' or 'scores', from the circuit labels of its rows."""
+    """method -> 'circuit' or 'scores', from the circuit labels of its rows (node rows' too)."""
     kinds = {}
     for method, g in df.groupby("method"):
-        labels = g.circuit.dropna().astype(str)
+        labels = g.circuit.dropna().astype(str).str.removeprefix("node:")
         kinds[method] = ("circuit" if (labels == "discovered").any()
                          else "scores" if labels.str.startswith(("sparsity=", "top=")).any()
                          else "")
     return kinds
-
-
-def _with_spread(row: dict, name: str, values: pd.Series) -> None:
-    row[name], row[f"{name}_iqr"] = _median(values), _iqr(values)
 
 
 def _failures(g: pd.DataFrame) -> str:
@@ -136,8 +121,10 @@ def _last_line(error) -> str:
 
 
 def setting_row(key, g: pd.DataFrame, kind: str, sparsities) -> dict:
-    """Summary over seeds of one (task, ablation, method, n, params)."""
+    """Summary over seeds of one (task, ablation, method, n, params): the edge-level columns
+    from its edge rows (levels.edge_view), the node-level ones from its node rows."""
     task, ablation, method, n, params = key
+    every, (g, circuit_level) = g, edge_view(g)
     conv = rows_convention(g, ablation)
     statuses = run_status(g)
     ok = g[g.status == "ok"]
@@ -175,7 +162,7 @@ def setting_row(key, g: pd.DataFrame, kind: str, sparsities) -> dict:
     for c in ("runtime_s", "forward_passes", "backward_passes", "peak_mem_mb"):
         row[c] = _median(per_run[c])
     row["failure"] = _failures(g)
-    return row
+    return row | node_summary(every, ablation, kind, circuit_level)
 
 
 def sweep_points(rows: pd.DataFrame, conv: str) -> list[tuple[float, float]]:
@@ -251,7 +238,7 @@ def summarise(df: pd.DataFrame, sparsities) -> pd.DataFrame:
         for p in sorted(settings, key=_params_order):
             rows.append(setting_row((*key, p), settings[p], kind, sparsities))
         if kind == "circuit":
-            sweep = sweep_row(key, g)
+            sweep = sweep_row(key, edge_view(g)[0])
             if sweep:
                 rows.append(sweep)
     table = pd.DataFrame(rows)
@@ -273,6 +260,7 @@ def _column_order(sparsities) -> list[str]:
             "exact_fraction", *spread("auroc"), "sweeps", *spread("sweep_auc_trapezoid"),
             *spread("sweep_auc_pessimistic"),
             *[f"{m}_{c}" for c in CONVENTIONS for m in ("f1", "exact_rate", "auroc")],
+            *NODE_SUMMARY_COLUMNS,
             "runtime_s", "forward_passes", "backward_passes", "peak_mem_mb", "failure"]
 
 

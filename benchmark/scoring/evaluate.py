@@ -6,6 +6,10 @@ per requested sparsity (its top-ranked edges), one per edge count along its whol
 ROC-AUC of the ranking. Every row carries the empty circuit's faithfulness (the other end of the
 normalisation) and, for the discovered and fixed-sparsity circuits, a bootstrap interval over
 evaluation examples of its faithfulness.
+Node rows (benchmark.scoring.circuits: `node:` labels) make the same choices over writers and are
+evaluated by the node-masked forward; a node-level record has only those. Every row shows its
+circuit at both levels (benchmark.scoring.views) and, for a scores record, MIB's CPR and CMD of
+its ranking at the row's level (benchmark.scoring.mib).
 A failed or timed-out discovery gives one row with that status and empty metrics; a non-finite
 metric gives status `invalid`.
 """
@@ -14,24 +18,31 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import torch
 
-from benchmark.core.conventions import NODE_CONVENTIONS
 from benchmark.graph.circuit import ablated_outputs, run_circuit, writer_outputs
 from benchmark.graph.metrics import agreement, faithfulness_name, faithfulness_per_example
-from benchmark.scoring.recovery import (
-    head_scores,
-    heads_of,
-    is_head,
-    overlap,
-    ranked_indices,
-    ranking_counts,
-    ratio_interval,
-    roc_auc,
-    roc_point,
+from benchmark.graph.nodes import edges_of_nodes, node_mask_from_nodes, nodes_of_edges, run_nodes
+from benchmark.scoring.circuits import (
+    NODE_PREFIX,
+    circuits_of,
+    level_of,
+    node_circuits_of,
+    score_values,
+    signed_values,
+    writer_values,
 )
+from benchmark.scoring.mib import mib_scores
+from benchmark.scoring.recovery import ratio_interval
 from benchmark.scoring.schema import COLUMNS
+from benchmark.scoring.views import (
+    edge_aurocs,
+    edge_columns,
+    node_aurocs,
+    node_columns,
+    node_truths,
+    recovery_view,
+)
 
 
 def seen_fraction(discovery: torch.Tensor, evaluation: torch.Tensor) -> float:
@@ -40,21 +51,6 @@ def seen_fraction(discovery: torch.Tensor, evaluation: torch.Tensor) -> float:
     seen = {bytes(row) for row in discovery.cpu().numpy().astype("int64")}
     rows = evaluation.cpu().numpy().astype("int64")
     return sum(bytes(r) in seen for r in rows) / max(1, len(rows))
-
-
-def circuits_of(task, record: dict, sparsities) -> list[tuple[str, frozenset]]:
-    """(label, edge set) pairs to evaluate for one discovery record."""
-    _edge_level(record)
-    if record["kind"] == "circuit":
-        return [("discovered", frozenset(record["circuit"]))]
-    edges = task.graph.edges
-    ranking = [edges[i] for i in ranked_indices(score_values(task, record))]  # sorted once
-    out = []
-    for s in sparsities:
-        k = max(0, min(task.graph.n_edges, round((1 - s) * task.graph.n_edges)))
-        out.append((f"sparsity={s:g}", frozenset(ranking[:k])))
-    out += [(f"top={k}", frozenset(ranking[:k])) for k in ranking_counts(task.graph.n_edges)]
-    return out
 
 
 @torch.no_grad()
@@ -127,6 +123,19 @@ class SplitEvaluator:
             self._rows[edges] = _measures(self.task, self.full, out, self.split)
         return _with_interval(*self._rows[edges], interval)
 
+    @torch.no_grad()
+    def nodes(self, nodes: frozenset, interval: bool = False) -> dict:
+        """The measures of a node circuit (writers kept; `logits` always), by the node-masked
+        forward: one plain forward with removed writers' outputs swapped for their ablated
+        values, equal to the edge-masked forward of its edges (benchmark.graph.nodes)."""
+        key = ("nodes", frozenset(nodes))
+        if key not in self._rows:
+            mask = node_mask_from_nodes(self.task.graph, nodes).to(self.full.device)
+            out = torch.cat([run_nodes(self.task.model, b.clean, mask, self.ablated(i))
+                             for i, b in enumerate(self.batches)])
+            self._rows[key] = _measures(self.task, self.full, out, self.split)
+        return _with_interval(*self._rows[key], interval)
+
 
 def _kept_ablated(model, ablation: str, split, batches) -> list | None:
     """The ablated outputs of each batch, when kept: zero ablation's None; mean ablation's
@@ -174,59 +183,56 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
     base.update(eval_seen_in_discovery=seen, input_space=task.input_space,
                 task_family=task.family)
     if base["status"] != "ok":
-        return [_complete(base)]
-    _edge_level(record)
+        return [_complete(dict(base, level=record.get("level", "edge")))]
     key = (record["n_examples"], record["seed"], record["ablation"])
     if key not in evaluators:
         evaluators[key] = SplitEvaluator(task, ev, record["ablation"], batch_size)
     evaluate = evaluators[key]
-    base["faithfulness_empty"] = evaluate(frozenset())["faithfulness"]
+    empty = evaluate(frozenset())
+    base["faithfulness_empty"] = empty["faithfulness"]
+    return [_complete(row) for row in _rows(task, record, sparsities, evaluate, empty, base)]
+
+
+def _rows(task, record: dict, sparsities, evaluate, empty: dict, base: dict) -> list[dict]:
+    """The edge rows (an edge-level record's) and the node rows of an ok record; each carries
+    both views of its circuit, the record's AUROCs at both levels and MIB's CPR/CMD of its
+    ranking at the row's level."""
+    graph, level = task.graph, level_of(record)
     views = {c: recovery_view(task, c) for c in task.conventions}
-    auroc = {}
+    truths = node_truths(task)
+    edge_auroc, node_auroc, mib = {}, {}, {"edge": {}, "node": {}}
     if record["kind"] == "scores":
-        scores = score_values(task, record)
-        for c, (units, truth, _) in views.items():
-            # a head scores its best outgoing edge; edge units are the canonical edges
-            values = (head_scores(scores, [task.graph.outgoing(h) for h in units])
-                      if c in NODE_CONVENTIONS else scores)
-            auroc[c] = roc_auc(values, [u in truth for u in units])
+        values = score_values(task, record)
+        writers = writer_values(task, record, values)
+        edge_auroc = edge_aurocs(task, views, values if level == "edge" else None,
+                                 writers if level == "node" else None)
+        node_auroc = node_aurocs(task, truths, writers)
+        signed = signed_values(task, record)
+        if level == "edge":
+            mib["edge"] = mib_scores(graph.edges, signed, values, evaluate, empty)
+        mib["node"] = mib_scores(graph.writers, writer_values(task, record, signed), writers,
+                                 evaluate.nodes, empty)
     rows = []
-    for label, edges in circuits_of(task, record, sparsities):
-        row = dict(base, circuit=label, edges_kept=len(edges),
-                   sparsity=1 - len(edges) / task.graph.n_edges)
-        row.update(evaluate(edges, interval=not label.startswith("top=")))
-        for c, (units, truth, view) in views.items():
-            for k, v in overlap(view(edges), truth).items():
-                row[f"{k}_{c}"] = v
-            row[f"auroc_{c}"] = auroc.get(c)
-            row[f"fpr_{c}"], row[f"tpr_{c}"] = roc_point(view(edges), truth, units)
+    circuits = [("edge", label, c) for label, c in
+                (circuits_of(task, record, sparsities) if level == "edge" else [])]
+    circuits += [("node", label, c) for label, c in node_circuits_of(task, record, sparsities)]
+    for row_level, label, kept in circuits:
+        interval = not label.removeprefix(NODE_PREFIX).startswith("top=")
+        if row_level == "edge":
+            edges, nodes, measures = kept, nodes_of_edges(graph, kept), evaluate(kept, interval)
+        else:
+            edges, nodes = edges_of_nodes(graph, kept), kept
+            measures = evaluate.nodes(kept, interval)
+        row = dict(base, circuit=label, level=row_level, **mib[row_level])
+        row.update(edge_columns(task, edges, views, edge_auroc))
+        row.update(node_columns(task, nodes, truths, node_auroc))
+        row.update(measures)
         if not all(math.isfinite(row[k]) for k in ("faithfulness", "agreement")):
             row["status"] = "invalid"
             row["error"] = (f"non-finite metric: faithfulness={row['faithfulness']}, "
                             f"agreement={row['agreement']}")
-        rows.append(_complete(row))
+        rows.append(row)
     return rows
-
-
-def score_values(task, record: dict):
-    """A scores record's ranking values, float64 in canonical edge order: the scores, or their
-    absolute values where the record's `ranking` is "abs" (signed effects)."""
-    values = signed_values(task, record)
-    return np.abs(values) if record.get("ranking", "signed") == "abs" else values
-
-
-def signed_values(task, record: dict):
-    """A scores record's float64 vector as the method gave it (read_circuit gives one; a
-    record of the older all-JSON format has a dict {edge: score})."""
-    from benchmark.graph.scores import score_vector
-    scores = record["scores"]
-    return scores if isinstance(scores, np.ndarray) else score_vector(scores, task.graph)
-
-
-def _edge_level(record: dict) -> None:
-    if record.get("level", "edge") != "edge":
-        raise ValueError(f"a {record['level']}-level discovery ({record['method']}) cannot be "
-                         "scored yet: the scorer evaluates edge-level circuits and scores")
 
 
 def _evaluation_split(task, n: int, seed: int, eval_examples: int, cache: dict):
@@ -238,16 +244,6 @@ def _evaluation_split(task, n: int, seed: int, eval_examples: int, cache: dict):
         cache[key] = (data.evaluation,
                       round(seen_fraction(data.discovery.clean, data.evaluation.clean), 4))
     return cache[key]
-
-
-def recovery_view(task, convention: str):
-    """(the units recovery is counted in, the true ones, edge set -> units) for a convention:
-    edges for an edge-level one, the model's heads for a node-level (published) one."""
-    truth = task.ground_truth(convention)
-    if convention in NODE_CONVENTIONS:
-        heads = [w for w in task.graph.writers if is_head(w)]
-        return heads, truth, heads_of
-    return task.graph.edges, truth, lambda edges: edges
 
 
 def _complete(row: dict) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.core.artifact import atomic_write_text
-from benchmark.core.conventions import CONVENTIONS
+from benchmark.core.conventions import CONVENTIONS, EDGE_CONVENTIONS
 from benchmark.scoring.score_files import read_score_file
 
 KEY = ["task", "method", "params", "seed", "n_examples", "ablation", "circuit"]
@@ -26,6 +26,11 @@ TOLERANCES = {
     "task_metric_ratio": (1e-6, 1e-3),
     **{f"{m}_{c}": (1e-9, 0) for c in CONVENTIONS
        for m in ("f1", "exact", "auroc")},
+    # node rows and node views (compared once a reference holds them: older ones do not)
+    "nodes_kept": (0, 0),
+    **{f"node_{m}_{c}": (1e-9, 0) for c in EDGE_CONVENTIONS for m in ("f1", "exact", "auroc")},
+    "mib_cpr": (1e-6, 1e-3),
+    "mib_cmd": (1e-6, 1e-3),
 }
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference" / "ci_scores.csv"
 

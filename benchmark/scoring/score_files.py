@@ -14,8 +14,8 @@ from benchmark.scoring.schema import COLUMNS
 # columns read as text, whatever they look like (params "{}", circuit "discovered", errors)
 DTYPES = {"params": str, "circuit": str, "error": str}
 SORT = ["task", "method", "ablation", "n_examples", "seed", "params", "circuit"]
-INTEGER_COLUMNS = ["seed", "n_examples", "n_edges", "edges_kept", "forward_passes",
-                   "backward_passes", "eval_examples"]
+INTEGER_COLUMNS = ["seed", "n_examples", "n_edges", "edges_kept", "n_nodes", "nodes_kept",
+                   "forward_passes", "backward_passes", "eval_examples"]
 
 
 def read_score_file(path) -> pd.DataFrame:

@@ -69,7 +69,8 @@ def study_task_settings(config: dict) -> dict[str, dict]:
 
 def check_names(config: dict, study: str, block: dict) -> None:
     """Every task and method a study names exists, and every setting of its grids is valid on
-    the config's device: a config error at planning, not a failed job."""
+    the config's device with the files it reads: a config error at planning, not a failed
+    job."""
     from benchmark.backends.lm.task import list_lm_tasks
     known = set(TASKS.names()) | set(list_lm_tasks())
     for t in block["tasks"]:
@@ -83,7 +84,9 @@ def check_names(config: dict, study: str, block: dict) -> None:
                              f"methods: {', '.join(METHODS.names())}")
         for values in expand_grid(grid):
             try:
-                cls.check_device(cls.params(**values), config["device"])
+                params = cls.params(**values)
+                cls.check_device(params, config["device"])
+                cls.input_files(params)  # a missing or malformed input file: now, not in a job
             except ValueError as err:
                 raise ValueError(f"config studies.{study}.methods.{m}: {err}") from None
 

@@ -37,12 +37,25 @@ class PlanKeys:
                 self.values = {}
         else:  # one from outside is not this plan's: nothing here reads it (provenance.py)
             os.environ.pop(ENV, None)
+        self.inherited = bool(self.values)  # a job given its plan's keys
 
     def get(self, kind: str, name: str, compute: Callable[[str], str]) -> str:
         table = self.values.setdefault(kind, {})
         if name not in table:
             table[name] = compute(name)
         return table[name]
+
+    def get_sparse(self, kind: str, name: str, compute: Callable[[str], str]) -> str:
+        """A key that most names lack (''): only non-empty ones are kept and handed down, so a
+        job given its plan's keys takes a name missing from them as '' (computing it would
+        import the method, hence torch); a process without them computes it."""
+        table = self.values.get(kind, {})
+        if name in table or self.inherited:
+            return table.get(name, "")
+        value = compute(name)
+        if value:
+            self.values.setdefault(kind, {})[name] = value
+        return value
 
     def add_provenance(self) -> None:
         """The git commit and the versions of every package a result records or is keyed on
@@ -60,6 +73,23 @@ def method_source_hash(method: str) -> str:
     """Hash of every project module a discovery with `method` can execute (the adapter's module,
     the modules it imports, the discover stage): editing any of them reruns its jobs."""
     return code_key(METHODS.get(method).__module__, "benchmark.workflow.discover_stage")
+
+
+def input_files_key(method: str, values: dict) -> str:
+    """'' for a run that reads no file besides its task; else `+inputs=` and the sha256 of the
+    content of every file it reads (Adapter.input_files: from_file's circuit file), so that
+    new content reruns it and a file moved or touched does not. Appended to the job's `source`
+    param: the other jobs' params stay as they were (no rerun of existing results)."""
+    import hashlib
+    cls = METHODS.get(method)
+    hashes = []
+    for path in cls.input_files(cls.params(**values)):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        hashes.append(h.hexdigest())
+    return "+inputs=" + ",".join(hashes) if hashes else ""
 
 
 def scoring_code_key() -> str:

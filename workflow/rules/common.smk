@@ -6,8 +6,8 @@ import json
 
 # Nothing here imports torch: a cluster job parses this file twice (benchmark/workflow/plan_keys.py).
 from benchmark.workflow.job_server import ENV as JOB_SERVER, start as start_job_server
-from benchmark.workflow.plan_keys import (data_code_key, method_source_hash, report_code_key,
-                                   scoring_code_key)
+from benchmark.workflow.plan_keys import (data_code_key, input_files_key, method_source_hash,
+                                   report_code_key, scoring_code_key)
 from benchmark.workflow.results_folder import check_owner, check_writable_folder, claim, config_names
 from benchmark.core.numerics import kernel_mode, use_portable_kernels
 from benchmark.workflow.plan import Plan
@@ -63,6 +63,13 @@ def method_source(method):
     return KEYS.get("source", method, method_source_hash)
 
 
+def input_key(run):
+    """The sha256 of the files a run reads besides its task (Adapter.input_files: from_file's
+    circuit file), '' for most runs: part of its job's `source` param, so new content reruns it."""
+    return KEYS.get_sparse("inputs", f"{run['method']}/{run['setting']}",
+                           lambda _: input_files_key(run["method"], run["values"]))
+
+
 SCORING_KEY = KEYS.get("code", "scoring", lambda _: scoring_code_key())
 REPORT_KEY = KEYS.get("code", "report", lambda _: report_code_key())
 DATA_KEY = KEYS.get("code", "data", lambda _: data_code_key())
@@ -82,6 +89,7 @@ def _hand_down_keys(runs):
         task_key(run["task"])
         method_version(run["method"])
         method_source(run["method"])
+        input_key(run)
         if is_lm_task(run["task"]):
             model_key(model_of(run["task"]))
     KEYS.add_provenance()  # the git commit and package versions the jobs record

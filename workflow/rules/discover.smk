@@ -1,10 +1,11 @@
 rule discover:
     """One method, one setting, one task, seed, size and ablation -> a circuit file.
 
-    The method's version, the hash of every project module its run can execute and the task's
-    key are params: editing any of them reruns its jobs (benchmark/core/fingerprint.py). The method
-    runs in a child process killed at timeout_s and capped at mem_mb; a crash, hang, exit or
-    kill is written as a `failed` / `timeout` / `oom` circuit file, not a job failure.
+    The method's version, the hash of every project module its run can execute (and of the
+    files it reads: Adapter.input_files) and the task's key are params: editing any of them
+    reruns its jobs (benchmark/core/fingerprint.py). The method runs in a child process killed
+    at timeout_s and capped at mem_mb; a crash, hang, exit or kill is written as a `failed` /
+    `timeout` / `oom` circuit file, not a job failure.
     """
     input:
         task=f"{RESULTS}/tasks/{{task}}.json",
@@ -18,7 +19,7 @@ rule discover:
     params:
         values=lambda wc: json.dumps(run_of(wc)["values"], sort_keys=True),
         version=lambda wc: method_version(wc.method),
-        source=lambda wc: method_source(wc.method),
+        source=lambda wc: method_source(wc.method) + input_key(run_of(wc)),
         task_key=lambda wc: task_key(wc.task),
         cache=CACHE,
         kernels=KERNELS,

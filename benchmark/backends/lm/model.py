@@ -202,6 +202,13 @@ class PromptLM(LMGraphModel):
         real = (tokens != self.pad_id).long()
         return {"attention_mask": real, "answer_pos": real.sum(1) - 1}
 
+    def readout_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Only each prompt's answer position is read (`unembed` with `answer_pos`)."""
+        read = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+        rows = torch.arange(len(tokens), device=tokens.device)
+        read[rows, self.context(tokens)["answer_pos"].to(tokens.device)] = True
+        return read
+
 
 def _project(x: torch.Tensor, linear, n: int) -> torch.Tensor:
     """x [G, R, B, S, D] through group g's rows of `linear` (weight [G*hd, D]): [G, R, B, S, hd]."""

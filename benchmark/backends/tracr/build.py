@@ -9,6 +9,7 @@ import torch
 from benchmark.backends.tracr.compile import build_artifact
 from benchmark.backends.tracr.ground_truth import Readout, derive_ground_truth, validate
 from benchmark.backends.tracr.model import TracrTransformer
+from benchmark.backends.tracr.node_truth import node_truth_meta, validate_nodes
 from benchmark.backends.tracr.spec import TaskSpec
 from benchmark.core.artifact import Artifact
 from benchmark.graph.circuit import ablated_outputs
@@ -38,11 +39,11 @@ VALIDATION_SEED = 1  # the derivation's sample uses seed 0
 
 
 def validate_on_fresh_inputs(spec: TaskSpec, model, meta: dict, ground_truth: dict) -> dict:
-    """Check every convention's sufficiency on `spec.validation_inputs` inputs drawn afresh
-    (with a different-input partner each for resample): a ground truth derived on a sample of a
-    large input space could miss an edge that only unseen inputs need. Necessity needs no
-    recheck: the derivation exhibited an input that each kept edge changes. Raises
-    GroundTruthError when a convention falls short."""
+    """Check every convention's sufficiency, edges and nodes, on `spec.validation_inputs` inputs
+    drawn afresh (with a different-input partner each for resample): a ground truth derived on a
+    sample of a large input space could miss an edge that only unseen inputs need. Necessity
+    needs no recheck: the derivation exhibited an input that each kept edge (node) changes.
+    Raises GroundTruthError when a convention falls short."""
     rng = np.random.default_rng(VALIDATION_SEED)
     tokens = np.unique(sample_inputs(meta["symbol_ids"], spec.length, spec.inputs,
                                      meta["bos_id"], spec.validation_inputs, rng), axis=0)
@@ -54,8 +55,11 @@ def validate_on_fresh_inputs(spec: TaskSpec, model, meta: dict, ground_truth: di
     for name, ablated in (("structural", None), ("zero", None), ("resample", resampled)):
         validate(model, frozenset(ground_truth[name]), tokens, ablated, readout,
                  f"{name} (fresh inputs, seed {VALIDATION_SEED})", check_necessary=False)
+    nodes = validate_nodes(model, meta.get("node_ground_truth", {}), tokens, resampled, readout,
+                           f"(fresh inputs, seed {VALIDATION_SEED})")
     return {"inputs": len(tokens), "pairs": len(partners), "seed": VALIDATION_SEED,
-            "conventions": ["structural", "zero", "resample"], "passed": True}
+            "conventions": ["structural", "zero", "resample"], "node_conventions": nodes,
+            "passed": True}
 
 
 class DegenerateTaskError(ValueError):
@@ -98,6 +102,9 @@ def build_task_artifact(spec: TaskSpec) -> Artifact:
                                                         spec.output, spec.numerical_atol,
                                                         model.partial)
     refuse_degenerate(spec, model, tokens, artifact.meta["ground_truth"])
+    artifact.meta.update(node_truth_meta(model, artifact.meta["ground_truth"], tokens, clean,
+                                         corrupted, spec.output, spec.numerical_atol,
+                                         model.partial))
     if getattr(spec, "compression", None) is not None:  # superposition: a learned W (D -> d)
         from benchmark.backends.tracr.compressed_build import compress_task_artifact
         artifact = compress_task_artifact(spec, artifact, tokens, clean, corrupted)

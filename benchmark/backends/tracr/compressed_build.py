@@ -7,7 +7,9 @@ every edge between non-empty blocks, and zero and resample are found among those
 on the compressed model itself. What the compression changed is recorded per convention (edges
 added and removed against the compiled ground truth) with the interference: the strongest
 single edge outside the ground truth (mean KL(full || that edge ablated), MSE for numerical
-tasks) next to the weakest edge inside it, for both models.
+tasks) next to the weakest edge inside it, for both models. The node-level ground truth
+(node_truth.py) is derived on the compressed model too, its change against the compiled model's
+recorded likewise.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from benchmark.backends.tracr.compress import CompressionError, train_compression, with_compression
 from benchmark.backends.tracr.ground_truth import derive_ground_truth
 from benchmark.backends.tracr.model import TracrTransformer
+from benchmark.backends.tracr.node_truth import node_truth_meta
 from benchmark.core.artifact import Artifact
 from benchmark.graph.circuit import ablated_outputs, graph_of, run_circuit
 from benchmark.graph.metrics import agreement, faithfulness
@@ -99,9 +102,15 @@ def compress_task_artifact(spec, artifact: Artifact, tokens, clean, corrupted) -
     gt = derive_ground_truth(model, tokens, clean, corrupted, spec.output, spec.numerical_atol,
                              model.partial)
     result.meta["ground_truth"] = gt
+    compiled_nodes = artifact.meta["node_ground_truth"]
+    result.meta.update(node_truth_meta(model, gt, tokens, clean, corrupted, spec.output,
+                                       spec.numerical_atol, model.partial))
+    nodes = result.meta["node_ground_truth"]
     result.meta["ground_truth_compression"] = {
         "compiled": compiled_gt,
         "relation": {k: relation(compiled_gt[k], gt[k]) for k in CONVENTIONS},
+        "compiled_nodes": compiled_nodes,
+        "node_relation": {k: relation(compiled_nodes[k], nodes[k]) for k in CONVENTIONS},
         "interference": {"compiled": compiled_interference,
                          "compressed": interference(model, gt, tokens, clean, corrupted)},
         "compiled_circuits_on_compressed": compiled_circuit_on(

@@ -17,6 +17,9 @@ until every remaining edge is necessary; the pruned edges are reported, not hidd
 Every convention is validated when built: keeping only its edges reproduces the full model's
 answers under the matching ablation and, for zero and resample, dropping any one of its edges
 changes them. A failure raises GroundTruthError, never a silently wrong ground truth.
+
+The machinery works on `Units`: edges, or nodes (writers; dropping one ablates all its outgoing
+edges, `edge_mask_of_nodes`), which node_truth.py derives node-level ground truth with.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.graph.circuit import Recording, ablated_outputs, graph_of, run_circuit
+from benchmark.graph.graph import Graph
 from benchmark.graph.metrics import changed_examples
+from benchmark.graph.nodes import edge_mask_of_nodes, node_mask_from_nodes
 
 
 class GroundTruthError(AssertionError):
@@ -38,6 +43,44 @@ class Readout:
     kind: str
     atol: float
     partial: bool = False
+
+
+@dataclass(frozen=True)
+class Units:
+    """What a circuit keeps or drops: edges (level "edge"), or writers (level "node": dropping
+    a node replaces its output in every reader, the node-masked forward). Every run is an edge
+    mask: a node set's is `edge_mask_of_nodes` of it, the same forward bit for bit."""
+    graph: Graph
+    level: str = "edge"
+
+    def _edge_mask(self, unit_mask: torch.Tensor) -> torch.Tensor:
+        return unit_mask if self.level == "edge" else edge_mask_of_nodes(self.graph, unit_mask)
+
+    def mask(self, kept) -> torch.Tensor:
+        """The edge mask of the circuit that keeps exactly `kept`."""
+        if self.level == "edge":
+            return self.graph.mask_from_edges(kept)
+        return self._edge_mask(node_mask_from_nodes(self.graph, kept))
+
+    def all_but(self, unit: str) -> torch.Tensor:
+        """The edge mask of the full model less `unit`."""
+        index = self.graph.edge_to_index if self.level == "edge" else self.graph.node_to_index
+        mask = torch.ones(len(index))
+        mask[index[unit]] = 0.0
+        return self._edge_mask(mask)
+
+    def order(self, unit: str) -> int:
+        return (self.graph.edge_to_index if self.level == "edge"
+                else self.graph.writer_to_index)[unit]
+
+    def group(self, unit: str) -> int:
+        """The first reader group that dropping `unit` changes: runs reuse what precedes it."""
+        edge = unit if self.level == "edge" else self.graph.edges[self.graph.outgoing(unit)[0]]
+        return self.graph.group_of_edge(edge)
+
+
+def units_of(model, level: str = "edge") -> Units:
+    return Units(graph_of(model), level)
 
 
 def structural_edges(model) -> frozenset[str]:
@@ -84,88 +127,106 @@ def _changes(model, readout, tokens, ablated, full, mask, start=None, group=0) -
     return False
 
 
-def necessary_edges(model, candidates, tokens, ablated, readout) -> frozenset[str]:
-    """Candidates whose single ablation (from the full model) changes some answer."""
-    graph = graph_of(model)
+def necessary_edges(model, candidates, tokens, ablated, readout,
+                    units: Units | None = None) -> frozenset[str]:
+    """Candidates (edges, or nodes with node `units`) whose single ablation (from the full
+    model) changes some answer."""
+    units = units or units_of(model)
     cache = Recording()
     with torch.no_grad():
         full = run_circuit(model, tokens, record=cache)
-    ones = torch.ones(graph.n_edges)
     kept = []
-    for edge in sorted(candidates, key=graph.edge_to_index.get):
-        mask = ones.clone()
-        mask[graph.edge_to_index[edge]] = 0.0
-        # only the edge's reader and what follows it change: reuse the rest of the full run
-        if _changes(model, readout, tokens, ablated, full, mask, cache,
-                    graph.group_of_edge(edge)):
-            kept.append(edge)
+    for unit in sorted(candidates, key=units.order):
+        # only the unit's readers and what follows them change: reuse the rest of the full run
+        if _changes(model, readout, tokens, ablated, full, units.all_but(unit), cache,
+                    units.group(unit)):
+            kept.append(unit)
     return frozenset(kept)
 
 
-def _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache) -> bool:
-    """Does removing `edge` from the circuit `kept` (whose run is cached) change an answer?"""
-    graph = graph_of(model)
-    mask = graph.mask_from_edges(kept - {edge})
-    return _changes(model, readout, tokens, ablated, full, mask, cache,
-                    graph.group_of_edge(edge))
+def _dropping_changes(model, kept, unit, tokens, ablated, readout, full, cache,
+                      units: Units) -> bool:
+    """Does removing `unit` from the circuit `kept` (whose run is cached) change an answer?"""
+    return _changes(model, readout, tokens, ablated, full, units.mask(kept - {unit}), cache,
+                    units.group(unit))
 
 
-def _circuit_run(model, kept, tokens, ablated) -> Recording:
+def _circuit_run(model, kept, tokens, ablated, units: Units) -> Recording:
     cache = Recording()
     with torch.no_grad():
-        run_circuit(model, tokens, graph_of(model).mask_from_edges(kept), ablated, record=cache)
+        run_circuit(model, tokens, units.mask(kept), ablated, record=cache)
     return cache
 
 
-def prune_to_necessary(model, edges, tokens, ablated, readout) -> tuple[frozenset, list]:
-    """Drop edges that are not necessary within the circuit, latest reader first."""
-    graph = graph_of(model)
+def prune_to_necessary(model, edges, tokens, ablated, readout,
+                       units: Units | None = None) -> tuple[frozenset, list]:
+    """Drop edges (nodes) that are not necessary within the circuit, latest reader first."""
+    units = units or units_of(model)
     with torch.no_grad():
         full = run_circuit(model, tokens)
     kept, pruned = set(edges), []
-    cache = _circuit_run(model, kept, tokens, ablated)
-    for edge in sorted(edges, key=graph.edge_to_index.get, reverse=True):
-        if not _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache):
-            kept.discard(edge)
-            pruned.append(edge)
-            cache = _circuit_run(model, kept, tokens, ablated)
+    cache = _circuit_run(model, kept, tokens, ablated, units)
+    for unit in sorted(edges, key=units.order, reverse=True):
+        if not _dropping_changes(model, kept, unit, tokens, ablated, readout, full, cache, units):
+            kept.discard(unit)
+            pruned.append(unit)
+            cache = _circuit_run(model, kept, tokens, ablated, units)
     return frozenset(kept), pruned
 
 
-def _sufficient(model, edges, tokens, ablated, readout) -> bool:
+def _sufficient(model, edges, tokens, ablated, readout, units: Units) -> bool:
     with torch.no_grad():
         full = run_circuit(model, tokens)
-    return not _changes(model, readout, tokens, ablated, full,
-                        graph_of(model).mask_from_edges(edges))
+    return not _changes(model, readout, tokens, ablated, full, units.mask(edges))
 
 
-def _irreducible(model, structural, tokens, ablated, readout) -> tuple[frozenset, list]:
+def _irreducible(model, structural, tokens, ablated, readout,
+                 units: Units) -> tuple[frozenset, list]:
     """Prune `edges` pass after pass until no edge can go (one pass can leave an edge that a
     later drop made redundant: seen on a compressed sort_unique). From the structural set, where
     the edges that matter alone do not suffice together (a model in superposition spreads one
     value over many edges, none necessary alone), it is sufficient by construction."""
     kept, pruned = frozenset(structural), []
     while True:
-        kept, dropped = prune_to_necessary(model, kept, tokens, ablated, readout)
+        kept, dropped = prune_to_necessary(model, kept, tokens, ablated, readout, units)
         pruned += dropped
         if not dropped:
             return kept, pruned
 
 
-def validate(model, edges, tokens, ablated, readout, name, check_necessary: bool) -> None:
-    graph = graph_of(model)
+def validate(model, edges, tokens, ablated, readout, name, check_necessary: bool,
+             units: Units | None = None) -> None:
+    units = units or units_of(model)
+    noun = units.level
     with torch.no_grad():
         full = run_circuit(model, tokens)
-    if _changes(model, readout, tokens, ablated, full, graph.mask_from_edges(edges)):
-        raise GroundTruthError(f"{name} ground truth ({len(edges)} edges) is not sufficient: "
-                               "keeping only its edges changes the model's answers")
+    if _changes(model, readout, tokens, ablated, full, units.mask(edges)):
+        raise GroundTruthError(f"{name} ground truth ({len(edges)} {noun}s) is not sufficient: "
+                               f"keeping only its {noun}s changes the model's answers")
     if check_necessary:
         kept = set(edges)
-        cache = _circuit_run(model, kept, tokens, ablated)
-        for edge in edges:
-            if not _dropping_changes(model, kept, edge, tokens, ablated, readout, full, cache):
-                raise GroundTruthError(f"{name} ground truth: edge {edge} is not necessary "
+        cache = _circuit_run(model, kept, tokens, ablated, units)
+        for unit in edges:
+            if not _dropping_changes(model, kept, unit, tokens, ablated, readout, full, cache,
+                                     units):
+                raise GroundTruthError(f"{name} ground truth: {noun} {unit} is not necessary "
                                        "(dropping it from the circuit changes no answer)")
+
+
+def derive_by_ablation(model, candidates, tokens, ablated, readout, name: str,
+                       units: Units | None = None, source: str = "structural"):
+    """(circuit, pruned, derived_by) under one ablation: the candidates whose single ablation
+    changes an answer, pruned until each is necessary; where those do not suffice together,
+    pruned from all the candidates (`source`) instead. Validated: raises GroundTruthError."""
+    units = units or units_of(model)
+    kept = necessary_edges(model, candidates, tokens, ablated, readout, units)
+    kept, pruned = _irreducible(model, kept, tokens, ablated, readout, units)
+    how = f"single-{units.level} necessity"
+    if not _sufficient(model, kept, tokens, ablated, readout, units):
+        kept, pruned = _irreducible(model, candidates, tokens, ablated, readout, units)
+        how = f"pruned from {source}"
+    validate(model, kept, tokens, ablated, readout, name, check_necessary=True, units=units)
+    return kept, pruned, how
 
 
 def derive_ground_truth(model, tokens: torch.Tensor, clean: torch.Tensor,
@@ -180,16 +241,10 @@ def derive_ground_truth(model, tokens: torch.Tensor, clean: torch.Tensor,
     validate(model, structural, tokens, None, readout, "structural", check_necessary=False)
     with torch.no_grad():
         resampled = ablated_outputs(model, "resample", clean, corrupted)
-    result, pruned = {"structural": structural}, {}
-    derived_by = {"zero": "single-edge necessity", "resample": "single-edge necessity"}
+    result, pruned, derived_by = {"structural": structural}, {}, {}
     for name, inputs, ablated in (("zero", tokens, None), ("resample", clean, resampled)):
-        edges = necessary_edges(model, structural, inputs, ablated, readout)
-        edges, pruned[name] = _irreducible(model, edges, inputs, ablated, readout)
-        if not _sufficient(model, edges, inputs, ablated, readout):
-            edges, pruned[name] = _irreducible(model, structural, inputs, ablated, readout)
-            derived_by[name] = "pruned from structural"
-        validate(model, edges, inputs, ablated, readout, name, check_necessary=True)
-        result[name] = edges
+        result[name], pruned[name], derived_by[name] = derive_by_ablation(
+            model, structural, inputs, ablated, readout, name)
     order = graph.edge_to_index.get
     out = {name: sorted(edges, key=order) for name, edges in result.items()}
     out["pruned_as_redundant"] = {k: sorted(v, key=order) for k, v in pruned.items()}

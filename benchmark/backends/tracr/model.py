@@ -15,6 +15,10 @@ from benchmark.core.artifact import Artifact
 from benchmark.graph.model import GraphModel
 
 
+# meta keys that describe the ground truth (a planted model's circuit and its checks)
+TRUTH_KEYS = ("planted", "off_circuit", "conventions", "node_conventions")
+
+
 class TracrTransformer(GraphModel):
     def __init__(self, artifact: Artifact):
         super().__init__()
@@ -23,7 +27,8 @@ class TracrTransformer(GraphModel):
         if compressed:
             arr = fold(arr, arr[COMPRESSION].astype("float32"), meta["output_dims"])
         # the architecture only: the ground truth stays with the task, out of methods' reach
-        self.meta = {k: v for k, v in meta.items() if not k.startswith("ground_truth")}
+        self.meta = {k: v for k, v in meta.items()
+                     if "ground_truth" not in k and k not in TRUTH_KEYS}
         self.n_layers = meta["n_layers"]
         self.n_heads = meta["n_heads"]
         self.d_model = arr["tok_embed"].shape[1]

@@ -10,6 +10,9 @@ graph, the masked forward and every method run on it unchanged. The ground truth
 - zero (edges): the compiled zero ground truth mapped likewise, kept only if it validates under
   zero ablation (training never sees zero ablation, so it usually does not).
 - planted_nodes: the trained components the resample ground truth touches.
+- node level (node_truth.py): zero and resample derived by node ablation on the trained model
+  from every writer, each kept only if it validates (meta["node_ground_truth_derivation"]
+  ["missing"] says why one is not); no structural convention, as at the edge level.
 
 The build also records how much the off-circuit edges matter: for each edge outside the
 resample ground truth, the answers its resample ablation alone changes and the mean KL.
@@ -25,6 +28,7 @@ import torch
 from benchmark.backends.tracr.build import build_task_artifact, ground_truth_inputs
 from benchmark.backends.tracr.ground_truth import GroundTruthError, Readout, validate
 from benchmark.backends.tracr.model import TracrTransformer
+from benchmark.backends.tracr.node_truth import node_truth_meta
 from benchmark.backends.tracr.planted_train import Alignment, evaluate, train
 from benchmark.backends.tracr.spec import TaskSpec
 from benchmark.core.artifact import Artifact
@@ -64,7 +68,8 @@ def initial_artifact(high_meta: dict, high_arrays: dict, s) -> Artifact:
             arrays[f"l{layer}_{name}"] = arr
     labels = [f"out:{i}" for i in range(n_out)] + [f"r{i}" for i in range(n_out, d)]
     meta = {k: v for k, v in high_meta.items()
-            if not k.startswith("ground_truth") and k not in ("fingerprint", "format_version")}
+            if not k.startswith(("ground_truth", "node_ground_truth"))
+            and k not in ("fingerprint", "format_version")}
     meta.update(n_layers=s.n_layers, n_heads=h, key_size=k, mlp_hidden_size=m, d_model=d,
                 residual_labels=labels, raw_residual_labels=labels,
                 output_dims=list(range(n_out)))
@@ -131,6 +136,8 @@ def build_planted_artifact(spec) -> Artifact:
     truth, meta["conventions"], meta["ground_truth_validation"] = planted_ground_truth(
         model, al, high_truth, tokens, clean, corrupted)
     meta["ground_truth"] = truth
+    meta.update(node_truth_meta(model, truth, tokens, clean, corrupted, "categorical", 0.0,
+                                trained=True))
     meta["ground_truth_inputs"] = {"n_inputs": len(tokens), "n_pairs": len(clean)}
     meta["off_circuit"] = off_circuit_effects(model, truth["resample"], tokens, clean,
                                               corrupted)

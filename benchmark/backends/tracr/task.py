@@ -40,7 +40,7 @@ def spec_key(spec) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-_GT_VERSION = "2"
+_GT_VERSION = "3"  # 3: node-level ground truth (node_truth.py)
 
 
 def artifact_path(spec, directory: Path | None = None) -> Path:
@@ -124,7 +124,10 @@ class Task:
                 "compile_seconds": m["compile_seconds"], "verify_seconds": m["verify_seconds"],
                 "ground_truth": {k: sorted(self.ground_truth(k), key=self.graph.edge_to_index.get)
                                  for k in self.conventions},
-                "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {})} | (
+                "pruned_as_redundant": m["ground_truth"].get("pruned_as_redundant", {}),
+                "node_ground_truth": {k: list(m["node_ground_truth"][k])
+                                      for k in self.node_conventions},
+                "node_ground_truth_relation": m.get("node_ground_truth_relation", {})} | (
                     {k: m[k] for k in ("planted", "ground_truth_validation", "off_circuit")}
                     if "planted" in m else {})
 
