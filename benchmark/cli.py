@@ -42,11 +42,12 @@ def cmd_list(args) -> int:
     print("tasks:   " + ", ".join(list_tasks()))
     print("language-model tasks (prompt task@model): " + ", ".join(list_lm_tasks()))
     print("methods:")
+    import dataclasses
+    width = max(map(len, list_methods()))
     for name in list_methods():
         cls = METHODS.get(name)
-        import dataclasses
         fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params))
-        print(f"  {name:14s} v{cls.version:4s} {cls.output:8s} {fields}")
+        print(f"  {name:{width}s} v{cls.version:4s} {cls.output:8s} {fields}")
     return 0
 
 

@@ -179,7 +179,12 @@ def test_the_page_a_reader_opens(tmp_path):
     assert by_cost == ["blunt", "sharp", "acdc"]
     blunt = rows[2]  # method, ablation, runs, then value and rank per measure
     assert blunt[1:5] == ["zero", "6 on 2 tasks", "0.45", "2.8 [2.5, 3]"], blunt
-    assert blunt[7] == "0/6" and blunt[9].startswith("0.1")  # exact recoveries, runtime
+    assert blunt[7] == "0/6" and blunt[17].startswith("0.1")  # exact recoveries, runtime
+    # node-level numbers and MIB's CPR / CMD: columns of their own, empty without node rows
+    header = re.search(r"<table class=\"headline\">(.*?)</thead>", dom, re.S).group(1)
+    for label in ("node integrated faithfulness", "node recovery (AUROC)", "MIB CPR", "MIB CMD"):
+        assert label in header
+    assert blunt[9:13] == ["", "", "", ""]
     summary = pd.read_csv(out["summary.csv"])
     assert set(summary.method) == {"acdc", "sharp", "blunt"}
     assert "p_value" in pd.read_csv(out["pairwise.csv"]).columns

@@ -210,3 +210,34 @@ def test_summary_has_node_level_columns(task, tmp_path):
     assert finder.status == "failed (1/2)" and np.isnan(finder.mib_cpr)
     page = nodes_html(table.reset_index())
     assert "Node level" in page and "node_finder" in page and "ranker" in page
+
+
+def test_the_headline_has_node_numbers_for_edge_and_node_methods(task, tmp_path):
+    """summary.csv's run numbers: node recovery and node integrated faithfulness for every
+    method, MIB's CPR / CMD for an edge ranking, and a node method's edge numbers from its
+    circuits' edge views (a node ranking has none)."""
+    from benchmark.discovery import circuit_record, discover
+    from benchmark.report.headline import headline, run_table
+    rows = []
+    for method, params in (("eap", {}), ("hisp", {}), ("subnetwork_probing", {"steps": 100})):
+        result, adapter, p = discover(task, method, params, n=50, seed=0, ablation="zero")
+        record = circuit_record(task, result, adapter, p, n=50, seed=0, ablation="zero",
+                                device="cpu")
+        rows += score_record(task, dict(record, status="ok"), sparsities=(0.5,),
+                             eval_examples=EVAL)
+    path = tmp_path / "s.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(path, index=False)
+    df = read_scores([path])
+    runs = run_table(df).set_index("method")
+    ok = df.set_index("method")
+    for m in ("eap", "hisp"):  # a ranking's node recovery is its node AUROC
+        assert runs.loc[m, "node_recovery"] == ok.loc[m, "node_auroc_zero"].iloc[0]
+    assert runs.loc["eap", "mib_cpr"] == ok.loc["eap"].query("level == 'edge'").mib_cpr.iloc[0]
+    assert np.isnan(runs.loc["hisp", "faith_area"]) and np.isnan(runs.loc["hisp", "mib_cpr"])
+    sp = runs.loc["subnetwork_probing"]
+    disc = df[df.method == "subnetwork_probing"]
+    assert 0 <= sp.node_faith_area <= 1 and np.isnan(sp.mib_cpr)
+    # its one node circuit: the recovery of its ROC point at both levels
+    assert set(disc.circuit) == {"node:discovered"} and 0 < sp.recovery <= 1
+    assert 0 < sp.node_recovery <= 1
+    assert set(headline(df).method) == {"eap", "hisp", "subnetwork_probing"}

@@ -128,11 +128,11 @@ def test_check_device_says_how_to_fall_back_to_the_cpu():
 
 
 def test_the_default_config_plans_its_jobs():
-    """config/config.yaml: the counts its Snakemake dry run prints (discover 309, score 51,
+    """config/config.yaml: the counts its Snakemake dry run prints (discover 525, score 51,
     make_dataset 51, train_model 3, compile_task 16)."""
     config = validated_config(ROOT / "config" / "config.yaml")
     plan = Plan(config)
-    assert len(plan.runs) == 309
+    assert len(plan.runs) == 525
     assert len(plan.groups) == 51 and len(plan.datasets) == 51
     assert plan.models == ["narrow_gpt2", "tiny_gpt2", "tiny_llama"]
     assert len(plan.tasks) == 16 and "ioi@tiny_gpt2" in plan.tasks

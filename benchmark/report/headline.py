@@ -9,7 +9,14 @@ seed), every setting of a method pooled as its sweep:
   a circuit method's sweep, or its one circuit's ROC point);
 - `exact`: the run recovered that ground truth exactly (a ranking: its top edges are exactly the
   ground truth, AUROC 1; a circuit method: any of its circuits);
+- `node_faith_area`, `node_recovery`: the same two at node level, from the node rows (a
+  ranking's `node:top=k` circuits and node AUROC; a circuit method's node views and their
+  sweep's ROC area against the node ground truth): every method has them, edge- or node-level;
+- `mib_cpr`, `mib_cmd`: MIB's CPR and CMD of an edge ranking (benchmark.scoring.mib; none for
+  circuit methods and node-level rankings, whose node-level values are in leaderboard.csv);
 - `runtime_s`: wall seconds of discovery, every setting of the sweep together.
+The edge-level numbers of a node-level method come from its circuits' edge views
+(report.levels.edge_view).
 
 Then, per (method, ablation), over the *matched cells* (task, ablation, seed at each task's main
 example count: the one most methods ran at): the mean of each number with a 95% bootstrap
@@ -25,15 +32,25 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap, wilcoxon
 
+from benchmark.report.levels import (
+    NODE,
+    edge_view,
+    is_node_row,
+    node_convention,
+    node_curve_points,
+)
 from benchmark.report.summary import curve_points, method_kinds, prepare, rows_convention
 from benchmark.scoring.recovery import BOOTSTRAP_RESAMPLES, CONFIDENCE, faithfulness_area, sweep_auc
 
 CELL = ["task", "ablation", "n_examples", "seed"]
 RUN = CELL + ["method"]
 # metric -> True when higher is better (ranks: 1 is best)
-METRICS = {"faith_area": True, "recovery": True, "exact": True, "runtime_s": False}
+METRICS = {"faith_area": True, "recovery": True, "exact": True, "node_faith_area": True,
+           "node_recovery": True, "mib_cpr": True, "mib_cmd": False, "runtime_s": False}
 LABELS = {"faith_area": "integrated faithfulness", "recovery": "recovery (AUROC)",
-          "exact": "exact recoveries", "runtime_s": "runtime s"}
+          "exact": "exact recoveries", "node_faith_area": "node integrated faithfulness",
+          "node_recovery": "node recovery (AUROC)", "mib_cpr": "MIB CPR", "mib_cmd": "MIB CMD",
+          "runtime_s": "runtime s"}
 PAIRED_TEST = "Wilcoxon signed-rank (two-sided, scipy.stats.wilcoxon)"
 
 
@@ -42,10 +59,12 @@ def _median_or_nan(values) -> float:
     return float(np.median(v)) if v.size else math.nan
 
 
-def _run_numbers(g: pd.DataFrame, kind: str, conv: str) -> dict:
-    """The four numbers of one run (all settings of one method in one cell)."""
+def _run_numbers(g: pd.DataFrame, kind: str, conv: str, ablation: str) -> dict:
+    """The numbers of one run (all settings of one method in one cell)."""
     settings_ok = g.groupby("params").status.agg(lambda s: (s == "ok").all())
     out = {"settings": len(settings_ok), "failed_settings": int((~settings_ok).sum())}
+    out.update(_node_numbers(g, kind, ablation))
+    g, _ = edge_view(g)
     ok = g[g.status == "ok"]
     truth = ok[f"f1_{conv}"].notna().any() if len(ok) else False
     if kind == "scores":
@@ -53,6 +72,8 @@ def _run_numbers(g: pd.DataFrame, kind: str, conv: str) -> dict:
                         s[f"auroc_{conv}"].iloc[0] if len(s) else math.nan)
                        for _, s in ok.groupby("params")]
         out["faith_area"] = _median_or_nan(a["area"] for a, _ in per_setting)
+        for m in ("mib_cpr", "mib_cmd"):
+            out[m] = _median_or_nan(s[m].iloc[0] for _, s in ok.groupby("params"))
         out["faith_gap"] = _median_or_nan(a["gap"] for a, _ in per_setting)
         if truth:
             out["recovery"] = _median_or_nan(r for _, r in per_setting)
@@ -72,6 +93,31 @@ def _run_numbers(g: pd.DataFrame, kind: str, conv: str) -> dict:
     return out
 
 
+def _node_numbers(g: pd.DataFrame, kind: str, ablation: str) -> dict:
+    """node_faith_area and node_recovery of one run, from its node rows."""
+    ok = g[g.status == "ok"]
+    node = ok[is_node_row(ok)]
+    conv = node_convention(ok, ablation) if len(node) else None
+    areas, recoveries = [], []
+    for _, s in node.groupby("params"):
+        if kind == "scores":
+            curve = s[s.circuit.str.startswith(NODE + "top=")]
+            if conv:
+                recoveries.append(s[f"node_auroc_{conv}"].iloc[0])
+        else:
+            curve = s[s.circuit == NODE + "discovered"]
+        if len(curve):
+            areas.append(faithfulness_area(node_curve_points(curve))["area"])
+    out = {"node_faith_area": _median_or_nan(areas)}
+    if kind != "scores" and conv:  # a sweep's circuits: the ROC area of their node views
+        disc = node[node.circuit == NODE + "discovered"]
+        if len(disc):
+            points = list(zip(disc[f"node_fpr_{conv}"], disc[f"node_tpr_{conv}"]))
+            recoveries = [sweep_auc(points)["trapezoid"]]
+    out["node_recovery"] = _median_or_nan(recoveries)
+    return out
+
+
 def run_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run with its four numbers (NaN where a run failed or has no ground truth)."""
     work = prepare(df)
@@ -79,7 +125,7 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, g in work.groupby(RUN, sort=True):
         conv = rows_convention(g, key[1])
-        numbers = _run_numbers(g, kinds.get(key[4], ""), conv)
+        numbers = _run_numbers(g, kinds.get(key[4], ""), conv, key[1])
         if numbers["failed_settings"] == numbers["settings"]:  # nothing ran: a visible cell
             numbers.update({m: math.nan for m in METRICS})
         rows.append({**dict(zip(RUN, key)), **numbers})
@@ -158,7 +204,8 @@ def pairwise_tests(df: pd.DataFrame) -> pd.DataFrame:
     cells = main_cells(run_table(df))
     rows = []
     for ablation, a_cells in cells.groupby("ablation", sort=True):
-        for m in ("faith_area", "recovery", "runtime_s"):
+        for m in ("faith_area", "recovery", "node_faith_area", "node_recovery", "mib_cpr",
+                  "runtime_s"):
             wide = a_cells.pivot_table(index=CELL, columns="method", values=m, aggfunc="first")
             for a, b in itertools.combinations(sorted(wide.columns), 2):
                 both = wide[[a, b]].dropna()

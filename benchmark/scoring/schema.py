@@ -14,7 +14,7 @@ from benchmark.core.conventions import CONVENTIONS, EDGE_CONVENTIONS
 # (benchmark.scoring.mib; a circuit record has none).
 NODE_COLUMNS = (["level", "n_nodes", "nodes_kept", "node_sparsity"]
                 + [f"node_{m}_{c}" for c in EDGE_CONVENTIONS
-                   for m in ("precision", "recall", "f1", "exact", "auroc")]
+                   for m in ("precision", "recall", "f1", "exact", "auroc", "fpr", "tpr")]
                 + ["mib_cpr", "mib_cmd"])
 
 COLUMNS = (

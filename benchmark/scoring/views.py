@@ -73,8 +73,10 @@ def node_columns(task, nodes, truths: dict, aurocs: dict) -> dict:
     """Size and recovery of a writer set, in the node columns."""
     n = len(task.graph.writers)
     row = {"n_nodes": n, "nodes_kept": len(nodes), "node_sparsity": 1 - len(nodes) / n}
+    writers = list(task.graph.writers)
     for c, truth in truths.items():
         for k, v in overlap(nodes, truth).items():
             row[f"node_{k}_{c}"] = v
         row[f"node_auroc_{c}"] = aurocs.get(c)
+        row[f"node_fpr_{c}"], row[f"node_tpr_{c}"] = roc_point(nodes, truth, writers)
     return row
