@@ -168,10 +168,14 @@ def test_cpr_and_cmd_of_a_ranking_against_a_direct_computation(task):
     # signed: the truth is missed up to 50% of the edges, f = 0 until the full model's 1
     assert cpr == pytest.approx(0.5 * (0 + 1) / 2)
     assert cmd < 0.2 and area(PERCENTAGES, curve(np.abs(signed))) > 0.7
-    node = [r for r in rows if r["level"] == "node"]
-    # node rows: the node ranking's (over 6 writers: n = 0, ..., 0, 1, 3, 6)
-    assert len({(r["mib_cpr"], r["mib_cmd"]) for r in node}) == 1
-    assert node[0]["mib_cmd"] != edge[0]["mib_cmd"]
+    # an edge ranking's node projection has none: MIB's metrics are of the record's own level
+    assert all(r["mib_cpr"] is None for r in rows if r["level"] == "node")
+    # a node ranking's (over 6 writers: n = 0, ..., 0, 1, 3, 6), in its node rows
+    node_scores = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])  # graph.nodes order, logits last
+    rows = score_record(task, _record(kind="scores", level="node", ranking="abs",
+                                      scores=node_scores), eval_examples=EVAL)
+    assert len({(r["mib_cpr"], r["mib_cmd"]) for r in rows}) == 1
+    assert rows[0]["mib_cpr"] is not None and 0 <= rows[0]["mib_cpr"] <= 1
 
 
 def test_summary_has_node_level_columns(task, tmp_path):
@@ -202,7 +206,8 @@ def test_summary_has_node_level_columns(task, tmp_path):
              for _, s in top.groupby("seed")]
     assert ranker.node_faith_area == pytest.approx(np.median(areas))
     assert ranker.mib_cpr == pytest.approx(ok[ok.level == "edge"].mib_cpr.median())
-    assert ranker.node_mib_cmd == pytest.approx(ok[ok.level == "node"].mib_cmd.median())
+    # MIB's metrics at the record's own level only: an edge ranking's node projection has none
+    assert ok[ok.level == "node"].mib_cmd.isna().all() and np.isnan(ranker.node_mib_cmd)
     # a node method: its circuit's edge view in the edge columns, its node view in the node ones
     disc = df[(df.method == "node_finder") & (df.status == "ok")].iloc[0]
     assert finder.faithfulness == disc.faithfulness and finder.edges_kept == disc.edges_kept

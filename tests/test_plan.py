@@ -128,14 +128,14 @@ def test_check_device_says_how_to_fall_back_to_the_cpu():
 
 
 def test_the_default_config_plans_its_jobs():
-    """config/config.yaml: the counts its Snakemake dry run prints (discover 525, score 51,
-    make_dataset 51, train_model 3, compile_task 16)."""
+    """config/config.yaml: the counts its Snakemake dry run prints (discover 400, score 40,
+    make_dataset 40, train_model 3, compile_task 14)."""
     config = validated_config(ROOT / "config" / "config.yaml")
     plan = Plan(config)
-    assert len(plan.runs) == 525
-    assert len(plan.groups) == 51 and len(plan.datasets) == 51
+    assert len(plan.runs) == 400
+    assert len(plan.groups) == 40 and len(plan.datasets) == 40
     assert plan.models == ["narrow_gpt2", "tiny_gpt2", "tiny_llama"]
-    assert len(plan.tasks) == 16 and "ioi@tiny_gpt2" in plan.tasks
+    assert len(plan.tasks) == 14 and "ioi@tiny_gpt2" in plan.tasks
     assert {"reverse_c8", "hist_planted"} <= set(plan.tasks)
     assert sum(len(plan.circuits_of(g)) for g in plan.groups) == len(plan.runs)
     assert plan.task_settings("reverse") == {"sparsities": config["sparsities"],

@@ -14,8 +14,8 @@ also gets node-level columns, from node rows:
 - node_faith_area: integrated faithfulness at node level, the area of normalised faithfulness
   over the fraction of writers kept (recovery.faithfulness_area): a ranking's `node:top=k`
   circuits, a circuit method's node views;
-- mib_cpr, mib_cmd: MIB's CPR and CMD of an edge ranking; node_mib_cpr, node_mib_cmd: of the node
-  ranking (benchmark.scoring.mib).
+- mib_cpr, mib_cmd: MIB's CPR and CMD of an edge ranking; node_mib_cpr, node_mib_cmd: of a
+  node-level ranking (HISP, NAP; benchmark.scoring.mib): none for an edge ranking's projection.
 """
 from __future__ import annotations
 

@@ -196,7 +196,7 @@ def score_record(task, record: dict, *, sparsities=(0.5, 0.8, 0.9, 0.95), eval_e
 def _rows(task, record: dict, sparsities, evaluate, empty: dict, base: dict) -> list[dict]:
     """The edge rows (an edge-level record's) and the node rows of an ok record; each carries
     both views of its circuit, the record's AUROCs at both levels and MIB's CPR/CMD of its
-    ranking at the row's level."""
+    ranking at the record's level (in the rows of that level)."""
     graph, level = task.graph, level_of(record)
     views = {c: recovery_view(task, c) for c in task.conventions}
     truths = node_truths(task)
@@ -208,10 +208,14 @@ def _rows(task, record: dict, sparsities, evaluate, empty: dict, base: dict) -> 
                                  writers if level == "node" else None)
         node_auroc = node_aurocs(task, truths, writers)
         signed = signed_values(task, record)
+        # at the record's own level: an edge ranking's node projection gets none (its 20 more
+        # circuits per record cost a third of a language model's scoring, for a number MIB
+        # does not define)
         if level == "edge":
             mib["edge"] = mib_scores(graph.edges, signed, values, evaluate, empty)
-        mib["node"] = mib_scores(graph.writers, writer_values(task, record, signed), writers,
-                                 evaluate.nodes, empty)
+        else:
+            mib["node"] = mib_scores(graph.writers, writer_values(task, record, signed),
+                                     writers, evaluate.nodes, empty)
     rows = []
     circuits = [("edge", label, c) for label, c in
                 (circuits_of(task, record, sparsities) if level == "edge" else [])]
