@@ -79,7 +79,9 @@ def test_cluster_job_plans_with_the_main_keys_and_no_torch(tmp_path):
     # where results come from, asked once per plan: the values a job would find itself
     assert keys["git"] == {"commit": head_commit()}
     assert keys["package"] == {p: package_version(p) for p in ALL_PACKAGES}
-    assert set(keys["version"]) == {"acdc", "eap", "eap_ig", "edge_pruning", "random"}
+    assert set(keys["version"]) == {"acdc", "eap", "eap_ig", "edge_pruning", "random",
+                                    "exact_patching", "eap_ig_activations", "ifr", "hisp",
+                                    "nap", "subnetwork_probing"}
     assert set(keys["task"]) == {"reverse", "xproportion", "ioi@tiny_gpt2"}
     # the job's Snakemake, as the slurm plugin starts it, with the keys in its environment
     probe = ("import sys, runpy; sys.argv = ['snakemake'] + sys.argv[1:]\n"

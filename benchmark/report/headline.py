@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap, wilcoxon
+from scipy.stats import bootstrap
 
 from benchmark.report.levels import (
     NODE,
@@ -39,6 +39,7 @@ from benchmark.report.levels import (
     node_convention,
     node_curve_points,
 )
+from benchmark.report.signed_rank import signed_rank_p
 from benchmark.report.summary import curve_points, method_kinds, prepare, rows_convention
 from benchmark.scoring.recovery import BOOTSTRAP_RESAMPLES, CONFIDENCE, faithfulness_area, sweep_auc
 
@@ -51,7 +52,7 @@ LABELS = {"faith_area": "integrated faithfulness", "recovery": "recovery (AUROC)
           "exact": "exact recoveries", "node_faith_area": "node integrated faithfulness",
           "node_recovery": "node recovery (AUROC)", "mib_cpr": "MIB CPR", "mib_cmd": "MIB CMD",
           "runtime_s": "runtime s"}
-PAIRED_TEST = "Wilcoxon signed-rank (two-sided, scipy.stats.wilcoxon)"
+PAIRED_TEST = "Wilcoxon signed-rank (two-sided, exact with ties: report.signed_rank)"
 
 
 def _median_or_nan(values) -> float:
@@ -226,9 +227,8 @@ def pairwise_tests(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wilcoxon_p(diff: np.ndarray) -> float:
-    """p-value of the signed-rank test; 1 when every difference is 0, NaN with one cell."""
+    """p-value of the signed-rank test (exact, ties included: report.signed_rank); 1 when
+    every difference is 0, NaN with one cell."""
     if len(diff) < 2:
         return math.nan
-    if not np.any(diff != 0):
-        return 1.0
-    return float(wilcoxon(diff, zero_method="wilcox", alternative="two-sided").pvalue)
+    return signed_rank_p(diff)

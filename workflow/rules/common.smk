@@ -55,6 +55,12 @@ def model_key(model):
     return KEYS.get("model", model, _model_key)
 
 
+def chain_priority(task):
+    """Scheduling bonus of a task's jobs: a language model's (training, discoveries and the
+    scoring of the largest graphs: the run's longest chain) go before a Tracr task's."""
+    return 10 if is_lm_task(task) else 0
+
+
 def method_version(method):
     return KEYS.get("version", method, lambda m: METHODS.get(m).version)
 

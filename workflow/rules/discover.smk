@@ -28,8 +28,10 @@ rule discover:
         mem_mb=config["mem_mb"],
         eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
     threads: config["threads"]
-    # the runs on most examples first: the longest jobs must not be the last to start
-    priority: lambda wc: len(wc.n)
+    # the runs on most examples first, and a language model's before a Tracr task's: their chain
+    # (training, discovery, the scoring of a large graph) is the run's longest, and must not be
+    # the last to start
+    priority: lambda wc: len(wc.n) + chain_priority(wc.task)
     resources:
         mem_mb=config["mem_mb"] + 2000,
         runtime=lambda wc: int(config["timeout_s"] / 60) + 10,

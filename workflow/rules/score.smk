@@ -16,6 +16,8 @@ rule score:
         config_hash=lambda wc: scoring_config_hash(wc.task),
         code=SCORING_KEY,
         task_key=lambda wc: task_key(wc.task),
+    # as soon as its circuits are there: a language model's score job is among the longest
+    priority: lambda wc: 20 + chain_priority(wc.task)
     resources:
         mem_mb=4000,
     conda:

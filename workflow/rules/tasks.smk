@@ -8,7 +8,7 @@ rule train_model:
     params:
         cache=CACHE,
         model_key=lambda wc: model_key(wc.model),
-    priority: 10  # every job on the model waits for it
+    priority: 11  # every job on the model waits for it, and its chain is the run's longest
     resources:
         mem_mb=4000,
     conda:
@@ -51,7 +51,8 @@ rule make_dataset:
         eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
         task_key=lambda wc: task_key(wc.task),
         code=DATA_KEY,
-    priority: lambda wc: len(wc.n)  # as the discoveries that wait for it (discover.smk)
+    # as the discoveries that wait for it (discover.smk)
+    priority: lambda wc: len(wc.n) + chain_priority(wc.task)
     resources:
         mem_mb=2000,
     conda:
