@@ -239,6 +239,7 @@ def test_the_headline_has_node_numbers_for_edge_and_node_methods(task, tmp_path)
         assert runs.loc[m, "node_recovery"] == ok.loc[m, "node_auroc_zero"].iloc[0]
     assert runs.loc["eap", "mib_cpr"] == ok.loc["eap"].query("level == 'edge'").mib_cpr.iloc[0]
     assert np.isnan(runs.loc["hisp", "faith_area"]) and np.isnan(runs.loc["hisp", "mib_cpr"])
+    assert runs.loc["hisp", "runtime_s"] > 0  # a node-level method's cost counts too
     sp = runs.loc["subnetwork_probing"]
     disc = df[df.method == "subnetwork_probing"]
     assert 0 <= sp.node_faith_area <= 1 and np.isnan(sp.mib_cpr)

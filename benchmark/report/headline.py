@@ -65,6 +65,8 @@ def _run_numbers(g: pd.DataFrame, kind: str, conv: str, ablation: str) -> dict:
     settings_ok = g.groupby("params").status.agg(lambda s: (s == "ok").all())
     out = {"settings": len(settings_ok), "failed_settings": int((~settings_ok).sum())}
     out.update(_node_numbers(g, kind, ablation))
+    per_setting = g[g.status == "ok"].drop_duplicates("params")  # a node method's too
+    out["runtime_s"] = float(per_setting.runtime_s.sum()) if len(per_setting) else math.nan
     g, _ = edge_view(g)
     ok = g[g.status == "ok"]
     truth = ok[f"f1_{conv}"].notna().any() if len(ok) else False
@@ -89,8 +91,6 @@ def _run_numbers(g: pd.DataFrame, kind: str, conv: str, ablation: str) -> dict:
                 points = list(zip(disc[f"fpr_{conv}"], disc[f"tpr_{conv}"]))
                 out["recovery"] = sweep_auc(points)["trapezoid"]
                 out["exact"] = float(disc[f"exact_{conv}"].fillna(0).astype(bool).any())
-    per_setting = ok.drop_duplicates("params")
-    out["runtime_s"] = float(per_setting.runtime_s.sum()) if len(per_setting) else math.nan
     return out
 
 
