@@ -65,8 +65,12 @@ def test_language_model_rows(ci_run):
     assert lm[[c for c in lm.columns
                 if c.startswith(("f1_", "auroc_", "node_f1_", "node_auroc_"))]].isna().all().all()
     # MIB's CPR / CMD with the task's own metric (logit difference) on every ranking's rows
-    ranked = lm[lm.circuit.str.contains("top=")]
+    # at the ranking's own level: an edge ranking's edge rows, a node ranking's (HISP, NAP) node
+    # rows; an edge ranking's node projection has none
+    ranked = lm[lm.circuit.str.startswith("top=") | lm.method.isin(["hisp", "nap"])]
     assert ranked.mib_cpr.notna().all() and ranked.mib_cmd.notna().all()
+    assert lm[lm.circuit.str.startswith("node:top=") & ~lm.method.isin(["hisp", "nap"])
+              ].mib_cpr.isna().all()
     md = Path(ci_run, "leaderboard", "leaderboard.md").read_text()
     assert "## ioi@tiny_gpt2 (kl)" in md and "task metric ratio" in md
 
