@@ -130,7 +130,8 @@ def cmd_discover(args, extra) -> int:
         # the workflow's job description: method, parameters and device checked before any work
         job = prepare_job(args.task, args.method, params, n=args.n, seed=args.seed,
                           ablation=args.ablation, device=args.device, dataset=data,
-                          cache=args.cache, threads=args.threads, out=out)
+                          cache=args.cache, threads=args.threads, out=out,
+                          processes=args.processes)
         _check_cache(args.task, args.cache)
         task = load_task(args.task, cache=args.cache)
         dataset_stage(args.task, args.cache, args.n, args.seed, args.n, data)
@@ -241,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mem-mb", type=int, default=None,
                    help="address-space limit of the method's process (default: none)")
     d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--processes", type=int, default=1,
+                   help="ranks of torch.distributed (a method with distributed = True; "
+                        "--mem-mb caps each)")
     x = sub.add_parser("export-mib", help="write a circuit record as MIB's circuit file")
     x.add_argument("circuit_file", help="a circuit record (<setting>.json)")
     x.add_argument("--out", required=True, help="OUT.json or OUT.pt")

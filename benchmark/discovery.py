@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import pkgutil
 import platform
+import resource
 from typing import Any
 
 import torch
 
 from benchmark.core.devices import resolve_device
+from benchmark.core.processes import check_processes
 from benchmark.core.provenance import RECORD_PACKAGES, git_commit, package_versions
 from benchmark.core.registry import METHODS
 from benchmark.core.score_file import write_scores
@@ -92,17 +94,23 @@ class DiscoveryJob:
     cache: str | None
     threads: int
     out: str  # the record's path; scores are written beside it
+    # ranks of torch.distributed (an adapter with `distributed = True`; 1: this one process):
+    # launched by benchmark.workflow.ranks
+    processes: int = 1
 
 
 def prepare_job(task: str, method: str, params: dict, *, n: int, seed: int, ablation: str,
                 device: str | None, dataset: str, cache: str | None, threads: int,
-                out: str) -> DiscoveryJob:
-    """The job, or the error a bad method, parameter or device gives (before any work)."""
+                out: str, processes: int = 1) -> DiscoveryJob:
+    """The job, or the error a bad method, parameter, device or number of processes gives
+    (before any work)."""
     adapter_cls = METHODS.get(method)
+    check_processes(processes, device, method=method, key="processes",
+                    distributed=getattr(adapter_cls, "distributed", False))
     return DiscoveryJob(task=task, method=method, adapter=adapter_ref(method),
                         params=adapter_cls.params(task, **params), n=n, seed=seed,
                         ablation=ablation, device=str(resolve_device(device)), dataset=dataset,
-                        cache=cache, threads=threads, out=out)
+                        cache=cache, threads=threads, out=out, processes=processes)
 
 
 def job_record(job: DiscoveryJob, task, result: Discovery) -> dict:
@@ -112,20 +120,44 @@ def job_record(job: DiscoveryJob, task, result: Discovery) -> dict:
                           ablation=job.ablation, device=job.device)
 
 
-def run_job(job: DiscoveryJob) -> dict:
-    """The part of a discovery that runs the method: in the isolated child process. Scores
-    are written beside `job.out` here, so only the record crosses back."""
+def run_job(job: DiscoveryJob) -> dict | None:
+    """The part of a discovery that runs the method: in the isolated child process, or in each
+    rank of a distributed one (benchmark.workflow.ranks starts them with torch.distributed
+    initialised). Scores are written beside `job.out` here, so only the record crosses back.
+
+    Among N ranks the model's weights are sharded (benchmark.graph.ranks.shard_model), every
+    rank runs the adapter, the counters are summed over the ranks, and rank 0 alone returns
+    the record (the others None), with `world_size` and each rank's peak memory."""
     from benchmark.datasets import load_dataset
+    from benchmark.graph import ranks
     from benchmark.tasks import load_task
     torch.set_num_threads(max(1, job.threads))
     dev = torch.device(job.device)
+    rank, world_size = ranks.world()
     task = load_task(job.task, cache=job.cache, device=job.device)  # straight onto the device
+    if world_size > 1 and hasattr(task, "shard"):
+        task.shard(dev)  # each rank loads only its share of the weights (a language model)
     discovery = load_dataset(job.dataset, job.task, job.n, job.seed).discovery
     problem = make_problem(task, job.n, job.seed, job.ablation, dev, discovery=discovery)
+    if world_size > 1:  # a model without `shard` (Tracr's) is replicated on every rank
+        problem.rank, problem.world_size = rank, world_size
     result = pkgutil.resolve_name(job.adapter)().run(problem, job.params)
+    peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peaks = [round(peak, 1)]
+    if world_size > 1:
+        c = result.counters
+        c.forward_passes, c.forward_examples, c.backward_passes = (int(v) for v in ranks.sum_over_ranks(
+            [c.forward_passes, c.forward_examples, c.backward_passes]))
+        peaks = ranks.gather_objects(round(peak, 1))
+        if rank != 0:
+            return None
     record = job_record(job, task, result)
     if record["scores"] is not None:
         record["scores"] = write_scores(job.out, record["scores"])
-    if dev.type == "cuda":
-        record["peak_mem_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    if dev.type == "cuda" or world_size > 1:
+        record["peak_mem_mb"] = max(peaks)  # of one rank: GPU memory on CUDA
+    if world_size > 1:
+        record["world_size"] = world_size
+        record["rank_peak_mem_mb"] = peaks
     return record

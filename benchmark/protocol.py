@@ -33,6 +33,7 @@ from benchmark.graph.nodes import (
     run_nodes,
 )
 from benchmark.graph.metrics import answer_nll, answer_nll_per_example, faithfulness
+from benchmark.graph.ranks import gather_objects, rows_of_rank, sum_gradients, sum_over_ranks
 from benchmark.graph.scores import score_vector
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "edge_mask_of_nodes", "node_mask_from_nodes",
     # circuit files of other tools (MIB's) or of this benchmark, for methods that read one
     "CircuitFile", "circuit_file_format", "read_circuit_file",
+    # a method that runs as N ranks (`distributed = True`): its share, and the reductions
+    "rows_of_rank", "sum_gradients", "sum_over_ranks", "gather_objects",
 ]
 
 OutputType = Literal["scores", "circuit"]
@@ -84,12 +87,16 @@ class Problem:
     partial: bool = False
     # the task's own objective (see `objective`); None: the per-example task loss
     task_objective: Objective | None = field(default=None, repr=False)
+    # this process's place among the ranks of a distributed discovery (`processes: N`, only for
+    # adapters with `distributed = True`): rank 0 of 1 otherwise (benchmark.graph.ranks)
+    rank: int = 0
+    world_size: int = 1
 
     # --- running the model -------------------------------------------------------------
     def forward(self, tokens, mask=None, ablated=None, **kwargs) -> torch.Tensor:
         self.counters.forward_passes += 1
         self.counters.forward_examples += int(tokens.shape[0])
-        return run_circuit(self.model, tokens, mask, ablated, **kwargs)
+        return self.model(tokens, mask, ablated, **kwargs)  # the root module's forward
 
     def forward_nodes(self, tokens, node_mask=None, ablated=None, **kwargs) -> torch.Tensor:
         """The node-masked forward (benchmark.graph.nodes.run_nodes: each writer's output,
@@ -235,6 +242,11 @@ class Adapter:
     # Per-task defaults where one setting does not fit every task (e.g. Edge Pruning's published
     # Tracr settings): {task name: {param: value}}. Explicit values override them.
     presets: ClassVar[dict] = {}
+    # True: the adapter can run as N ranks of torch.distributed (`processes: N`): every rank runs
+    # `discover` on the same Problem with its own `rank`, the model's weights sharded over them
+    # (benchmark.graph.ranks); the adapter reduces what the ranks compute, and rank 0's Discovery
+    # is the record. False: `processes` > 1 is a config error.
+    distributed: ClassVar[bool] = False
 
     def discover(self, problem: Problem, params) -> Discovery:
         raise NotImplementedError

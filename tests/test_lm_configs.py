@@ -121,7 +121,7 @@ def test_a_wrong_pretrained_entry_is_one_clear_line(gpt2_copy, monkeypatch, tmp_
     from benchmark.backends.lm.task import lm_task_key, load_lm_task
     for name in ("no_such_model", "tiny_gpt2"):  # unknown, or trained here
         monkeypatch.setenv(PRETRAINED_ENV, json.dumps({name: gpt2_copy}))
-        with pytest.raises(ValueError, match=f"`pretrained`: '{name}' .*known: gpt2, tinyllama_1b"):
+        with pytest.raises(ValueError, match=f"`pretrained`: '{name}' .*known: codellama_13b, gpt2, tinyllama_1b"):
             lm_task_key("ioi@gpt2")
     missing = str(tmp_path / "missing")
     monkeypatch.setenv(PRETRAINED_ENV, json.dumps({"gpt2": missing}))

@@ -11,6 +11,7 @@ with the main process's provenance keys (benchmark/workflow/plan_keys.py).
 Skipped with the reason where Slurm cannot run (not root, packages missing: `.ci/slurm.sh
 install`); under CI (.ci/run installs it) a missing Slurm fails instead.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -165,3 +166,69 @@ def test_ci_config_on_slurm_equals_local_run(slurm, ci_run, compiled_cache, tmp_
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     assert job_counts(plan.stdout + plan.stderr) == {}, plan.stdout + plan.stderr
     print(f"Slurm: first run {first:.0f} s, rerun {time.time() - start - first:.0f} s")
+
+
+DRY_RUN = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import rank_methods
+from benchmark.core.registry import METHODS
+for cls in rank_methods.RANK_METHODS:
+    METHODS.register(cls, "tests/rank_methods.py")
+from snakemake.cli import main
+from snakemake.executors import dryrun
+run_job = dryrun.Executor.run_job
+
+
+def printing_run_job(self, job):
+    if job.rule.name == "discover":
+        print("JOB=" + json.dumps({{"setting": job.wildcards.setting, "threads": job.threads,
+                                   "resources": dict(job.resources.items())}}), flush=True)
+    return run_job(self, job)
+
+
+dryrun.Executor.run_job = printing_run_job
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_of_two_processes_asks_slurm_for_two_of_everything(tmp_path):
+    """The shipped profile on a config whose study runs a distributed method on 2 processes:
+    its discover job asks for 2 GPUs, 2 x threads CPUs and 2 x mem_mb (+ 2 GB for the job), on
+    one node and as ONE task (torchrun starts the ranks); a run of one process asks for what the
+    profile asked before processes existed. The sbatch line is the slurm plugin's own, built
+    from the resources of a dry run."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "results": str(tmp_path / "results"), "cache": str(tmp_path / "cache"), "mem_mb": 4000,
+        "studies": {"a": {"tasks": ["xproportion"], "examples": [50], "processes": 2,
+                          "methods": {"rank_sum": None, "random": None}}}}))
+    profile = _profile(tmp_path / "profile")
+    # --cores: the dry run's local executor would cap the profile's 4 threads at one core
+    proc = subprocess.run([sys.executable, "-c", DRY_RUN.format(tests=str(ROOT / "tests")),
+                           "--workflow-profile", str(profile), "--configfile", str(config),
+                           "--cores", "64", "--nolock", "-n"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    jobs = {j["setting"]: j for j in (json.loads(line[4:]) for line in proc.stdout.splitlines()
+                                      if line.startswith("JOB="))}
+    assert sorted(jobs) == ["default", "processes=2"]  # random on one process, rank_sum on 2
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    params = dict(run_uuid="u", slurm_logfile="log", comment_str="c", account="-A ci",
+                  partition="-p gpu", workdir=None)
+    sbatch = {}
+    for setting, j in jobs.items():  # as the plugin's run_job builds it
+        job = SimpleNamespace(resources=Resources(j["resources"]), threads=j["threads"])
+        sbatch[setting] = (get_submit_command(job, params) + set_gres_string(job)).split()
+    assert {"--gpus=2", "--cpus-per-task=8", "--nodes=1"} <= set(sbatch["processes=2"])
+    assert "--mem 10000" in " ".join(sbatch["processes=2"])
+    assert {"--gpus=1", "--cpus-per-task=4", "--nodes=1"} <= set(sbatch["default"])
+    assert "--mem 6000" in " ".join(sbatch["default"])
+    assert not [a for line in sbatch.values() for a in line if a.startswith("--ntasks")]

@@ -45,7 +45,14 @@ class GraphModel(nn.Module):
         read[:, 0] = False
         return read
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The plain model: a residual stream that every block adds to in graph order."""
+    def shard_units(self) -> list:
+        """Submodules a weight-sharding engine (FSDP) may make units of, each using its weights
+        only inside its own forward (benchmark.graph.ranks.shard_model); none by default: the
+        model is then replicated on every rank."""
+        return []
+
+    def forward(self, tokens: torch.Tensor, mask=None, ablated=None, **kwargs) -> torch.Tensor:
+        """The masked forward (benchmark.graph.circuit.run_circuit; no mask: the plain model, a
+        residual stream that every block adds to in graph order)."""
         from benchmark.graph.circuit import run_circuit  # one code path for plain and masked runs
-        return run_circuit(self, tokens)
+        return run_circuit(self, tokens, mask, ablated, **kwargs)

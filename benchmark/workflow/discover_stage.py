@@ -9,6 +9,7 @@ from benchmark.core.task_names import is_lm_task
 from benchmark.discovery import DiscoveryJob, job_record, prepare_job, run_job
 from benchmark.workflow.isolation import run_isolated
 from benchmark.workflow.plan_keys import method_source_hash
+from benchmark.workflow.ranks import run_ranks
 
 
 def discover_stage(task_name: str, cache: str, dataset: str, method: str, params: dict,
@@ -16,9 +17,14 @@ def discover_stage(task_name: str, cache: str, dataset: str, method: str, params
                    timeout_s: float | None = None, mem_mb: int | None = None,
                    threads: int = 1, eval_examples: int = 1000, fork: bool = False) -> dict:
     """Run one discovery in an isolated child process and write its circuit file (the
-    workflow's discover rule): bad parameters or device fail the job, loudly, before any work."""
+    workflow's discover rule): bad parameters or device fail the job, loudly, before any work.
+    `params` are the run's values: the adapter's, and `processes` (benchmark.workflow.plan)
+    for a run of N ranks."""
+    params = dict(params)
+    processes = params.pop("processes", 1)
     job = prepare_job(task_name, method, params, n=n, seed=seed, ablation=ablation,
-                      device=device, dataset=dataset, cache=cache, threads=threads, out=out)
+                      device=device, dataset=dataset, cache=cache, threads=threads, out=out,
+                      processes=processes)
     return run_discovery(job, timeout_s=timeout_s, mem_mb=mem_mb, eval_examples=eval_examples,
                          fork=fork)
 
@@ -37,7 +43,9 @@ def run_discovery(job: DiscoveryJob, *, timeout_s: float | None = None,
     process has), and the job's device was resolved without initialising CUDA. mem_mb caps the
     child's address space on the CPU, its share of the GPU's memory on a CUDA device
     (run_isolated). The task is loaded by the child only, and here just when a failure record
-    needs it."""
+    needs it.
+    A job with processes > 1 runs as that many ranks of torch.distributed, started by torchrun
+    in the isolated child (benchmark.workflow.ranks: mem_mb then caps each rank)."""
     from benchmark.datasets import DatasetError, ensure_dataset, load_dataset
     from benchmark.protocol import Counters, Discovery
     from benchmark.tasks import load_task
@@ -50,10 +58,16 @@ def run_discovery(job: DiscoveryJob, *, timeout_s: float | None = None,
     if fork and is_lm_task(job.task):
         from benchmark.backends.lm.load import import_architectures
         import_architectures()  # once here, not in every child
+    ranks = f", {job.processes} ranks" if job.processes > 1 else ""
     print(f"discovery: {job.method} on {job.task} (n={job.n}, seed={job.seed}, "
-          f"{job.ablation}) starts", flush=True)
-    outcome = run_isolated(run_job, dict(job=job), timeout_s=timeout_s, mem_mb=mem_mb,
-                           start="fork" if fork else "spawn", device=job.device)
+          f"{job.ablation}{ranks}) starts", flush=True)
+    if job.processes > 1:  # the ranks cap their GPU memory: the launcher must not touch CUDA
+        outcome = run_isolated(run_ranks, dict(job=job, mem_mb=mem_mb), timeout_s=timeout_s,
+                               mem_mb=None if job.device.startswith("cuda") else mem_mb,
+                               start="fork" if fork else "spawn", device=job.device)
+    else:
+        outcome = run_isolated(run_job, dict(job=job), timeout_s=timeout_s, mem_mb=mem_mb,
+                               start="fork" if fork else "spawn", device=job.device)
     if outcome.value is not None:
         record = outcome.value
     else:
@@ -63,7 +77,7 @@ def run_discovery(job: DiscoveryJob, *, timeout_s: float | None = None,
     record.setdefault("peak_mem_mb", outcome.peak_mem_mb)
     record.update(status=outcome.status, error=_error(outcome, job), threads=job.threads,
                   source_hash=method_source_hash(job.method), timeout_s=timeout_s,
-                  mem_mb=mem_mb)
+                  mem_mb=mem_mb, processes=job.processes)
     atomic_write_json(job.out, record)  # after the scores file the child wrote (score_file)
     print(f"discovery: status {record['status']} {record['error']}".rstrip(), flush=True)
     return record

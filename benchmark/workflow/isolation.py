@@ -101,7 +101,7 @@ def _child(target: Callable[..., dict], kwargs: dict, result_path: str, mem_mb: 
         error = f"{type(err).__name__}: {err}"
         if isinstance(err, KeyboardInterrupt):  # not a user's Ctrl-C: that reaches the parent
             error = "KeyboardInterrupt raised inside the method"
-        if status == "oom":
+        if status == "oom" and mem_mb:  # None: the target caps itself (benchmark.workflow.ranks)
             which = "GPU memory" if _is_cuda(device) else "memory"
             error += f" ({which} limit {mem_mb} MB; raise mem_mb or lower the batch size)"
     peak = _peak_rss_mb()

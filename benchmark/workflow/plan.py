@@ -11,9 +11,12 @@ output or params: changing one reruns every job of an existing results folder.
 from __future__ import annotations
 
 import itertools
+import sys
+from typing import Callable
 from urllib.parse import quote
 
 from benchmark.core.numerics import kernel_mode
+from benchmark.core.processes import check_processes
 from benchmark.core.provenance import config_hash
 from benchmark.core.registry import METHODS, TASKS
 from benchmark.core.task_names import is_lm_task, model_of
@@ -41,6 +44,38 @@ def expand_grid(grid: dict | None) -> list[dict]:
     grid = grid or {}
     keys = sorted(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def split_processes(values: dict, study_processes: int, distributed: Callable[[], bool]
+                    ) -> tuple[dict, int]:
+    """(the adapter's values, the run's processes) of one grid setting. `processes` is no
+    adapter parameter: a grid's value, else the study's for a `distributed` adapter, else 1."""
+    values = dict(values)
+    if "processes" in values:
+        return values, values.pop("processes")
+    return values, study_processes if study_processes > 1 and distributed() else 1
+
+
+def run_values(values: dict, processes: int) -> dict:
+    """A run's values: the adapter's, and `processes` when above 1 (then in its setting id,
+    path and params); at 1 exactly the adapter's, so that no existing run's id changes."""
+    return {**values, "processes": processes} if processes > 1 else values
+
+
+def adapter_values(values: dict) -> dict:
+    """A run's values without `processes`: what the adapter's Params take."""
+    return {k: v for k, v in values.items() if k != "processes"}
+
+
+def is_distributed(method: str) -> bool:
+    """Whether `method`'s adapter runs as ranks (`distributed = True`); False for an unknown
+    name (`Plan.check` names it). Imports the plugins, hence torch."""
+    return method in METHODS.names() and bool(METHODS.get(method).distributed)
+
+
+def processes_of(run: dict) -> int:
+    """How many ranks of torch.distributed a run of the plan starts (1: one process)."""
+    return run["values"].get("processes", 1)
 
 
 def study_task_settings(config: dict) -> dict[str, dict]:
@@ -83,7 +118,13 @@ def check_names(config: dict, study: str, block: dict) -> None:
             raise ValueError(f"config studies.{study}.methods: unknown method {m!r}; known "
                              f"methods: {', '.join(METHODS.names())}")
         for values in expand_grid(grid):
+            key = (f"studies.{study}.methods.{m}.processes" if "processes" in values else
+                   f"studies.{study}.processes")
+            values, processes = split_processes(values, block.get("processes", 1),
+                                                lambda: cls.distributed)
             try:
+                check_processes(processes, config["device"], method=m, key=key,
+                                distributed=cls.distributed)
                 params = cls.params(**values)
                 cls.check_device(params, config["device"])
                 cls.input_files(params)  # a missing or malformed input file: now, not in a job
@@ -109,8 +150,13 @@ class Plan:
     plugin; `check` (names, device) is the main process's, before any job starts.
     """
 
-    def __init__(self, config: dict, kernels: str | None = None):
+    def __init__(self, config: dict, kernels: str | None = None,
+                 distributed: Callable[[str], bool] | None = None):
         self.config = config
+        # whether a method's adapter runs as ranks (asked only of the methods of a study that
+        # sets processes > 1: it imports the plugins); common.smk hands the answers down
+        self.distributed = distributed or is_distributed
+        self.notes: list[str] = []  # printed by `check`: methods a study's processes skip
         self.results = config["results"]
         # a param of every job that computes numbers, and part of the scoring hash
         self.kernels = kernel_mode() if kernels is None else kernels
@@ -136,20 +182,36 @@ class Plan:
         check_device(self.config["device"])
         for study, block in self.config["studies"].items():
             check_names(self.config, study, block)
+        for note in self.notes:
+            print(note, file=sys.stderr)
 
     def _runs(self) -> dict[str, dict]:
         """circuit path -> run: the product of each study's lists and method grids, a run
         that two studies ask for planned once."""
         runs = {}
-        for block in self.config["studies"].values():
+        for study, block in self.config["studies"].items():
+            settings = {m: [self._values(study, block, m, v) for v in expand_grid(grid)]
+                        for m, grid in block["methods"].items()}
             for task, n, seed, ablation in itertools.product(
                     block["tasks"], block["examples"], block["seeds"], block["ablations"]):
-                for method, grid in block["methods"].items():
-                    for values in expand_grid(grid):
+                for method, grid in settings.items():
+                    for values in grid:
                         run = dict(task=task, n=n, seed=seed, ablation=ablation, method=method,
                                    setting=setting_id(values), values=values)
                         runs[self.circuit_path(**run)] = run
         return runs
+
+    def _values(self, study: str, block: dict, method: str, values: dict) -> dict:
+        """A run's values (run_values); a study's processes > 1 that `method` cannot use is
+        noted once (one process for it)."""
+        study_processes, from_grid = block.get("processes", 1), "processes" in values
+        values, processes = split_processes(values, study_processes,
+                                            lambda: self.distributed(method))
+        note = (f"config studies.{study}.processes = {study_processes}: method {method} runs "
+                "on one process (its adapter does not set distributed = True)")
+        if study_processes > 1 and not from_grid and processes == 1 and note not in self.notes:
+            self.notes.append(note)
+        return run_values(values, processes)
 
     def task_settings(self, task: str) -> dict:
         """The task's `sparsities` and `eval_examples` (the top-level ones for a task of no

@@ -10,7 +10,7 @@ from benchmark.workflow.plan_keys import (data_code_key, input_files_key, method
                                    report_code_key, scoring_code_key)
 from benchmark.workflow.results_folder import check_owner, check_writable_folder, claim, config_names
 from benchmark.core.numerics import kernel_mode, use_portable_kernels
-from benchmark.workflow.plan import Plan
+from benchmark.workflow.plan import Plan, adapter_values, is_distributed, processes_of
 from benchmark.workflow.plan_keys import PlanKeys
 from benchmark.core.registry import METHODS
 from benchmark.core.task_names import is_lm_task, model_of
@@ -73,7 +73,7 @@ def input_key(run):
     """The sha256 of the files a run reads besides its task (Adapter.input_files: from_file's
     circuit file), '' for most runs: part of its job's `source` param, so new content reruns it."""
     return KEYS.get_sparse("inputs", f"{run['method']}/{run['setting']}",
-                           lambda _: input_files_key(run["method"], run["values"]))
+                           lambda _: input_files_key(run["method"], adapter_values(run["values"])))
 
 
 SCORING_KEY = KEYS.get("code", "scoring", lambda _: scoring_code_key())
@@ -82,7 +82,9 @@ DATA_KEY = KEYS.get("code", "data", lambda _: data_code_key())
 
 # The plan (benchmark/workflow/plan.py): every run, score group and dataset of the config, their
 # paths and settings; the config's errors (conflicting study settings) before anything else.
-PLAN = Plan(config, kernels=KERNELS)
+# which methods run as ranks: asked only for a study that sets processes > 1 (it imports the
+# plugins), once, and handed down with the keys
+PLAN = Plan(config, kernels=KERNELS, distributed=lambda m: KEYS.get("distributed", m, is_distributed))
 task_settings = PLAN.task_settings
 scoring_config_hash = PLAN.scoring_config_hash
 circuit_path = PLAN.circuit_path

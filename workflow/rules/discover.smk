@@ -27,14 +27,22 @@ rule discover:
         timeout_s=config["timeout_s"],
         mem_mb=config["mem_mb"],
         eval_examples=lambda wc: task_settings(wc.task)["eval_examples"],
-    threads: config["threads"]
+    # a rank's threads times its ranks: a local run's --cores then counts every rank's cores
+    threads: lambda wc: config["threads"] * processes_of(run_of(wc))
     # the runs on most examples first, and a language model's before a Tracr task's: their chain
     # (training, discovery, the scoring of a large graph) is the run's longest, and must not be
     # the last to start
     priority: lambda wc: len(wc.n) + chain_priority(wc.task)
+    # A run with `processes: N` (benchmark/workflow/ranks.py) is ONE task on one node: torchrun,
+    # inside the job, starts its N ranks. N Slurm tasks would run N copies of the whole job. It
+    # asks for N times a rank's resources: N x gpus_per_process GPUs (0 in the default config:
+    # the Slurm profile sets 1), N x threads CPUs and N x mem_mb (mem_mb caps each rank).
     resources:
-        mem_mb=config["mem_mb"] + 2000,
+        mem_mb=lambda wc: config["mem_mb"] * processes_of(run_of(wc)) + 2000,
         runtime=lambda wc: int(config["timeout_s"] / 60) + 10,
+        gpu=lambda wc: config["gpus_per_process"] * processes_of(run_of(wc)),
+        cpus_per_task=lambda wc, threads: threads,
+        nodes=1,
     conda:
         "../envs/circuitbench.yaml"
     script:

@@ -7,7 +7,9 @@ from benchmark.workflow.job_server import run_stage  # noqa: E402
 sm = snakemake  # noqa: F821
 redirect(sm)
 w = sm.wildcards
+values = json.loads(sm.params.values)
+threads = max(1, sm.threads // values.get("processes", 1))  # per rank: the rule asks for all
 run_stage("benchmark.workflow.discover_stage:discover_stage", w.task, sm.params.cache, sm.input.data, w.method,
-          json.loads(sm.params.values), w.ablation, int(w.n), int(w.seed), sm.output[0],
+          values, w.ablation, int(w.n), int(w.seed), sm.output[0],
           device=sm.params.device, timeout_s=sm.params.timeout_s, mem_mb=sm.params.mem_mb,
-          threads=sm.threads, eval_examples=sm.params.eval_examples, fork=True)
+          threads=threads, eval_examples=sm.params.eval_examples, fork=True)

@@ -24,10 +24,9 @@ HF, and never read by a real position.
 """
 from __future__ import annotations
 
-import sys
-
 import torch
 
+from benchmark.backends.lm.blocks import AttentionBlock, MLPBlock
 from benchmark.graph.model import GraphModel
 
 # model_type -> the causal-LM class this backend runs (one code path for the Llama family)
@@ -54,6 +53,12 @@ class LMGraphModel(GraphModel):
 
     Its weights are frozen (`requires_grad_(False)`) and it is put in eval mode: methods
     differentiate with respect to masks, never weights, and dropout would break exactness.
+
+    Each layer's heads and its MLP are modules of their own (`attn_blocks`, `mlp_blocks`,
+    benchmark.backends.lm.blocks) that use the HF weights only inside their own `forward`, so
+    that an engine that shards weights (FSDP gathers a unit's parameters around its forward)
+    can make each of them a unit: `shard_units`. The embeddings, final norm and LM head are
+    used by this root module itself.
     """
 
     input_writers = ("input",)  # token (+ position, GPT-2) embeddings: one writer
@@ -68,10 +73,11 @@ class LMGraphModel(GraphModel):
         self.n_heads = cfg.num_attention_heads
         self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.d_model = cfg.hidden_size
-        attn = self._attn(0)
-        self.head_dim = attn.head_dim
-        # HF's rotary helper, from the module that defines this model's attention
-        self._rope = None if self.gpt2 else sys.modules[type(attn).__module__].apply_rotary_pos_emb
+        self.head_dim = self._attn(0).head_dim
+        self.attn_blocks = torch.nn.ModuleList(
+            AttentionBlock(self, layer) for layer in range(self.n_layers))
+        self.mlp_blocks = torch.nn.ModuleList(
+            MLPBlock(self.layers[layer], self.gpt2) for layer in range(self.n_layers))
 
     @property
     def base(self):
@@ -86,9 +92,10 @@ class LMGraphModel(GraphModel):
     def device(self) -> torch.device:
         return self.hf.lm_head.weight.device
 
-    def forward(self, tokens, attention_mask=None):
-        from benchmark.graph.circuit import run_circuit
-        return run_circuit(self, tokens, attention_mask=attention_mask)
+    def shard_units(self) -> list:
+        """The modules a weight-sharding engine makes units of: every layer's attention and
+        MLP block (benchmark.graph.ranks.shard_model); the rest stays on every rank."""
+        return [*self.attn_blocks, *self.mlp_blocks]
 
     # --- the graph's blocks ---------------------------------------------------------------
 
@@ -100,23 +107,10 @@ class LMGraphModel(GraphModel):
 
     def attention(self, layer, q_in, k_in, v_in, attention_mask=None, **_):
         """Every head of one layer from its own q/k/v inputs [H, B, S, D]: outputs [H, B, S, D]."""
-        block, attn = self.layers[layer], self._attn(layer)
-        norm = block.ln_1 if self.gpt2 else block.input_layernorm
-        q, k, v = self._qkv(attn, norm(q_in), norm(k_in), norm(v_in))  # [H, B, S, hd]
-        if self._rope is not None:
-            positions = torch.arange(q.shape[2], device=q.device)[None]
-            cos, sin = self.base.rotary_emb(v, positions)  # [1, S, hd]
-            q, k = self._rope(q, k, cos, sin, unsqueeze_dim=0)
-        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * attn.scaling
-        scores = scores + self._additive_mask(layer, q.shape[2], attention_mask, q.device)
-        pattern = torch.softmax(scores, dim=-1).to(v.dtype)
-        return self._out(attn, torch.matmul(pattern, v))
+        return self.attn_blocks[layer](q_in, k_in, v_in, attention_mask=attention_mask)
 
     def mlp(self, layer, x):
-        block = self.layers[layer]
-        if self.gpt2:
-            return block.mlp(block.ln_2(x))
-        return block.mlp(block.post_attention_layernorm(x))
+        return self.mlp_blocks[layer](x)
 
     def unembed(self, x, answer_pos=None, **_):
         """Final norm, then the LM head: logits [B, S, vocab]; with `answer_pos` [B] only each
@@ -129,37 +123,10 @@ class LMGraphModel(GraphModel):
         logits = self.hf.lm_head(norm(last))
         return torch.stack([torch.zeros_like(logits), logits], dim=1)
 
-    # --- pieces -----------------------------------------------------------------------------
-
     def _attn(self, layer):
         return self.layers[layer].attn if self.gpt2 else self.layers[layer].self_attn
 
-    def _qkv(self, attn, xq, xk, xv):
-        """Each head's projections of its own inputs, with that head's rows of the weights."""
-        h, kv, hd = self.n_heads, self.n_kv_heads, self.head_dim
-        if self.gpt2:  # Conv1D: weight [D, 3D] = [D, (q|k|v), H, hd]
-            w = attn.c_attn.weight.view(-1, 3, h, hd)
-            b = attn.c_attn.bias.view(3, h, 1, 1, hd)
-            return tuple(torch.einsum("hbsd,dhk->hbsk", x, w[:, i]) + b[i]
-                         for i, x in enumerate((xq, xk, xv)))
-        q = _project(xq.unsqueeze(1), attn.q_proj, h).squeeze(1)
-        # query head g * rep + r reads kv head g (HF's repeat_kv): group the ports, not weights
-        k = _project(xk.unflatten(0, (kv, h // kv)), attn.k_proj, kv).flatten(0, 1)
-        v = _project(xv.unflatten(0, (kv, h // kv)), attn.v_proj, kv).flatten(0, 1)
-        return q, k, v
-
-    def _out(self, attn, z):
-        """Head h's output: z_h times its slice of the output projection, plus bias / H."""
-        h, hd = self.n_heads, self.head_dim
-        if self.gpt2:  # Conv1D: weight [H * hd, D]
-            proj = attn.c_proj
-            out = torch.einsum("hbsk,hkd->hbsd", z, proj.weight.view(h, hd, -1))
-        else:  # Linear: weight [D, H * hd]
-            proj = attn.o_proj
-            out = torch.einsum("hbsk,dhk->hbsd", z, proj.weight.view(-1, h, hd))
-        return out if proj.bias is None else out + proj.bias / h
-
-    def _window(self, layer) -> int | None:
+    def window(self, layer) -> int | None:
         """The sliding window of a layer, as the HF model masks it (Mistral: every layer;
         Qwen2: the layers `layer_types` marks sliding)."""
         cfg = self.hf.config
@@ -168,21 +135,6 @@ class LMGraphModel(GraphModel):
         if self.model_type == "qwen2" and cfg.layer_types[layer] == "sliding_attention":
             return cfg.sliding_window
         return None
-
-    def _additive_mask(self, layer, s, attention_mask, device) -> torch.Tensor:
-        """HF's eager mask [B or 1, S, S]: 0 where a query may attend, finfo(float32).min not."""
-        i = torch.arange(s, device=device)
-        allowed = i[None, :] <= i[:, None]  # key <= query
-        window = self._window(layer)
-        if window is not None:
-            allowed = allowed & (i[None, :] > i[:, None] - window)
-        allowed = allowed[None]
-        if attention_mask is not None:
-            if attention_mask.dim() != 2:
-                raise ValueError("attention_mask must be [batch, seq] (1 = token, 0 = padding)")
-            allowed = allowed & attention_mask.to(device=device, dtype=torch.bool)[:, None, :]
-        zero = torch.zeros((), device=device)
-        return torch.where(allowed, zero, torch.finfo(torch.float32).min)
 
 
 class PromptLM(LMGraphModel):
@@ -208,12 +160,3 @@ class PromptLM(LMGraphModel):
         rows = torch.arange(len(tokens), device=tokens.device)
         read[rows, self.context(tokens)["answer_pos"].to(tokens.device)] = True
         return read
-
-
-def _project(x: torch.Tensor, linear, n: int) -> torch.Tensor:
-    """x [G, R, B, S, D] through group g's rows of `linear` (weight [G*hd, D]): [G, R, B, S, hd]."""
-    w = linear.weight.view(n, -1, linear.weight.shape[-1])  # [G, hd, D]
-    out = torch.einsum("grbsd,gkd->grbsk", x, w)
-    if linear.bias is not None:
-        out = out + linear.bias.view(n, 1, 1, 1, -1)
-    return out

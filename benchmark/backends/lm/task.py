@@ -130,6 +130,16 @@ class LMTask:
             self._model._graph = self.graph  # the one graph (same layers, heads, writers)
         return self._model
 
+    def shard(self, device) -> None:
+        """Load the model sharded over the ranks of a distributed discovery, each rank reading
+        only its share of the weights onto `device` (benchmark.backends.lm.sharded)."""
+        from benchmark.backends.lm.model import PromptLM
+        from benchmark.backends.lm.sharded import load_sharded
+        self._device = torch.device(device)
+        self._model = load_sharded(self.source, self._device, self.lm.dtype,
+                                   lambda hf: PromptLM(hf, self.pad_id))
+        self._model._graph = self.graph
+
     @property
     def device(self) -> torch.device:
         return self._device
