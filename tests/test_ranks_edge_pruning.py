@@ -65,6 +65,8 @@ def _assert_same(one, two):
     assert two["world_size"] == 2 and two["processes"] == 2
     assert len(two["rank_peak_mem_mb"]) == 2
     assert "world_size" not in one and one["processes"] == 1
+    # score rows tell the two runs apart: N ranks is part of the setting
+    assert two["params"] == {**one["params"], "processes": 2}
     assert two["circuit"] == one["circuit"]
     assert 0 < len(one["circuit"]) < one["n_edges"]  # something was pruned, not everything
     a, b = one["info"], two["info"]

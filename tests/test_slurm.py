@@ -192,7 +192,8 @@ main(sys.argv[1:])
 """
 
 
-def test_a_run_of_two_processes_asks_slurm_for_two_of_everything(tmp_path):
+@pytest.mark.parametrize("host_mem_mb", [None, 1000])
+def test_a_run_of_two_processes_asks_slurm_for_two_of_everything(tmp_path, host_mem_mb):
     """The shipped profile on a config whose study runs a distributed method on 2 processes:
     its discover job asks for 2 GPUs, 2 x threads CPUs and 2 x mem_mb (+ 2 GB for the job), on
     one node and as ONE task (torchrun starts the ranks); a run of one process asks for what the
@@ -206,7 +207,9 @@ def test_a_run_of_two_processes_asks_slurm_for_two_of_everything(tmp_path):
     config.write_text(yaml.safe_dump({
         "results": str(tmp_path / "results"), "cache": str(tmp_path / "cache"), "mem_mb": 4000,
         "studies": {"a": {"tasks": ["xproportion"], "examples": [50], "processes": 2,
-                          "methods": {"rank_sum": None, "random": None}}}}))
+                          "methods": {"rank_sum": None, "random": None}}},
+        # host_mem_mb replaces mem_mb in the request (on CUDA mem_mb is the GPU's share)
+        **({"host_mem_mb": host_mem_mb} if host_mem_mb else {})}))
     profile = _profile(tmp_path / "profile")
     # --cores: the dry run's local executor would cap the profile's 4 threads at one core
     proc = subprocess.run([sys.executable, "-c", DRY_RUN.format(tests=str(ROOT / "tests")),
@@ -228,7 +231,8 @@ def test_a_run_of_two_processes_asks_slurm_for_two_of_everything(tmp_path):
         job = SimpleNamespace(resources=Resources(j["resources"]), threads=j["threads"])
         sbatch[setting] = (get_submit_command(job, params) + set_gres_string(job)).split()
     assert {"--gpus=2", "--cpus-per-task=8", "--nodes=1"} <= set(sbatch["processes=2"])
-    assert "--mem 10000" in " ".join(sbatch["processes=2"])
+    per_process = host_mem_mb or 4000
+    assert f"--mem {2 * per_process + 2000}" in " ".join(sbatch["processes=2"])
     assert {"--gpus=1", "--cpus-per-task=4", "--nodes=1"} <= set(sbatch["default"])
-    assert "--mem 6000" in " ".join(sbatch["default"])
+    assert f"--mem {per_process + 2000}" in " ".join(sbatch["default"])
     assert not [a for line in sbatch.values() for a in line if a.startswith("--ntasks")]

@@ -75,6 +75,8 @@ def run_discovery(job: DiscoveryJob, *, timeout_s: float | None = None,
         empty = Discovery(output, counters=Counters(wall_seconds=outcome.wall_seconds))
         record = job_record(job, load_task(job.task, cache=job.cache), empty)
     record.setdefault("peak_mem_mb", outcome.peak_mem_mb)
+    if job.processes > 1:  # part of the run's identity in score rows: N ranks is a setting
+        record["params"] = {**record["params"], "processes": job.processes}
     record.update(status=outcome.status, error=_error(outcome, job), threads=job.threads,
                   source_hash=method_source_hash(job.method), timeout_s=timeout_s,
                   mem_mb=mem_mb, processes=job.processes)

@@ -36,9 +36,11 @@ rule discover:
     # A run with `processes: N` (benchmark/workflow/ranks.py) is ONE task on one node: torchrun,
     # inside the job, starts its N ranks. N Slurm tasks would run N copies of the whole job. It
     # asks for N times a rank's resources: N x gpus_per_process GPUs (0 in the default config:
-    # the Slurm profile sets 1), N x threads CPUs and N x mem_mb (mem_mb caps each rank).
+    # the Slurm profile sets 1), N x threads CPUs and N x mem_mb (mem_mb caps each rank; host_mem_mb,
+    # where set, replaces it in the request: on CUDA mem_mb is a share of the GPU's memory).
     resources:
-        mem_mb=lambda wc: config["mem_mb"] * processes_of(run_of(wc)) + 2000,
+        mem_mb=lambda wc: (config.get("host_mem_mb") or config["mem_mb"])
+        * processes_of(run_of(wc)) + 2000,
         runtime=lambda wc: int(config["timeout_s"] / 60) + 10,
         gpu=lambda wc: config["gpus_per_process"] * processes_of(run_of(wc)),
         cpus_per_task=lambda wc, threads: threads,
