@@ -63,6 +63,7 @@ def worker(args) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from benchmark.backends.lm.model import LMGraphModel
+    from benchmark.backends.lm.sharded import computed_buffers
     from benchmark.graph import ranks
     from benchmark.graph.circuit import graph_of
     from benchmark.graph.data import Split
@@ -76,8 +77,7 @@ def worker(args) -> None:
     clock = time.perf_counter()
     with torch.device("meta"):
         model = LMGraphModel(LlamaForCausalLM(cfg))
-    rotary = type(model.base.rotary_emb)(config=cfg)
-    real = {f"hf.model.rotary_emb.{k}": v for k, v in rotary.named_buffers()}
+    real = computed_buffers(model, cfg)  # rotary frequencies, as a sharded load computes them
     ranks.shard_model(model, torch.device("cpu"))
     ranks.materialize(model, "cpu", fill_random(real))
     load_seconds = time.perf_counter() - clock

@@ -17,6 +17,7 @@ import fcntl
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,32 @@ def get_compiled(get_task, compilations):
         return compilations[name]
 
     return get
+
+
+@contextmanager
+def registered(classes, source: str):
+    """Test adapters (tests/faulty_methods.py, tests/rank_methods.py) in the method registry
+    while the block runs, and out of it after."""
+    from benchmark.core.registry import METHODS
+    METHODS.names()  # load the real ones first
+    for cls in classes:
+        METHODS.register(cls, source)
+    try:
+        yield
+    finally:
+        for cls in classes:
+            METHODS._load().pop(cls.name)
+            METHODS._sources.pop(cls.name)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, task_cache, get_task):
+    """The discovery data file (50 xproportion examples) the discover-stage tests run on."""
+    from benchmark.datasets import dataset_stage
+    get_task("xproportion")
+    path = str(tmp_path_factory.mktemp("data") / "xproportion.pt")
+    dataset_stage("xproportion", task_cache, 50, 0, 50, path)
+    return path
 
 
 def process_alive(pid: int) -> bool:

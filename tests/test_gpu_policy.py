@@ -14,7 +14,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from benchmark.core.devices import resolve_device  # noqa: E402
-from benchmark.datasets import dataset_stage  # noqa: E402
 from benchmark.workflow import isolation  # noqa: E402
 from benchmark.workflow.discover_stage import discover_stage  # noqa: E402
 
@@ -23,12 +22,6 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="needs a CUDA GPU: the discover and score stages on device cuda")
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, task_cache, get_task):
-    get_task("xproportion")
-    path = str(tmp_path_factory.mktemp("data") / "xproportion.pt")
-    dataset_stage("xproportion", task_cache, 50, 0, 50, path)
-    return path
 
 
 @pytest.fixture

@@ -10,30 +10,17 @@ import time
 import faulty_methods
 import numpy as np
 import pytest
-from conftest import process_alive
+from conftest import process_alive, registered
 
 from benchmark.core.registry import METHODS
-from benchmark.datasets import dataset_stage
 from benchmark.workflow.discover_stage import discover_stage
 
 
 @pytest.fixture(scope="module")
 def faulty(get_task):
     get_task("xproportion")
-    METHODS.names()
-    for cls in faulty_methods.FAULTY:
-        METHODS.register(cls, "tests/faulty_methods.py")
-    yield
-    for cls in faulty_methods.FAULTY:
-        METHODS._load().pop(cls.name)
-        METHODS._sources.pop(cls.name)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, task_cache):
-    path = str(tmp_path_factory.mktemp("data") / "xproportion.pt")
-    dataset_stage("xproportion", task_cache, 50, 0, 50, path)
-    return path
+    with registered(faulty_methods.FAULTY, "tests/faulty_methods.py"):
+        yield
 
 
 def _run(method, dataset, task_cache, tmp_path, **limits):

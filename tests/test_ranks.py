@@ -6,10 +6,8 @@ import time
 
 import pytest
 import rank_methods
-from conftest import ROOT, process_alive
+from conftest import ROOT, process_alive, registered
 
-from benchmark.core.registry import METHODS
-from benchmark.datasets import dataset_stage
 from benchmark.workflow.discover_stage import discover_stage
 from benchmark.workflow.plan import Plan
 
@@ -17,20 +15,8 @@ from benchmark.workflow.plan import Plan
 @pytest.fixture(scope="module")
 def ranked(get_task):
     get_task("xproportion")
-    METHODS.names()
-    for cls in rank_methods.RANK_METHODS:
-        METHODS.register(cls, "tests/rank_methods.py")
-    yield
-    for cls in rank_methods.RANK_METHODS:
-        METHODS._load().pop(cls.name)
-        METHODS._sources.pop(cls.name)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, task_cache):
-    path = str(tmp_path_factory.mktemp("data") / "xproportion.pt")
-    dataset_stage("xproportion", task_cache, 50, 0, 50, path)
-    return path
+    with registered(rank_methods.RANK_METHODS, "tests/rank_methods.py"):
+        yield
 
 
 def _run(dataset, task_cache, tmp_path, fault="none", **limits):

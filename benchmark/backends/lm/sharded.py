@@ -51,7 +51,7 @@ class _Checkpoint:
             with safe_open(path, framework="pt") as f:
                 self.where.update({key: path for key in f.keys()})
         self.tied = bool(getattr(config, "tie_word_embeddings", False))
-        self.buffers = _computed_buffers(model, config)
+        self.buffers = computed_buffers(model, config)
 
     def __call__(self, name: str, shape: tuple, rows: slice) -> torch.Tensor:
         if name in self.buffers:
@@ -78,7 +78,7 @@ class _Checkpoint:
         raise ValueError(f"load_sharded: the checkpoint has no tensor for {hf_name}")
 
 
-def _computed_buffers(model, config) -> dict:
+def computed_buffers(model, config) -> dict:
     """The model's buffers that checkpoints do not hold, computed on the CPU from the config:
     the rotary embedding's frequencies (Llama family)."""
     out = {}
